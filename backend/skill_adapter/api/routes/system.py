@@ -1,0 +1,44 @@
+"""Health and the configured defaults (the dashboard's form starts from them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from skill_adapter.api.deps import SessionDep, SettingsDep
+from skill_adapter.schemas import PARAM_RANGES
+
+router = APIRouter(prefix="/api", tags=["system"])
+
+
+@router.get("/health")
+def health(session: SessionDep) -> dict[str, Any]:
+    session.execute(text("SELECT 1"))
+    return {"status": "ok", "database": "ok"}
+
+
+@router.get("/config")
+def config(settings: SettingsDep) -> dict[str, Any]:
+    """Default hyper-parameters, their allowed ranges, and the base model."""
+    return {
+        "model": settings.model_name_or_path,
+        "model_max_length": settings.model_max_length(),
+        "defaults": {
+            "adapter_type": settings.adapter,
+            "num_epochs": settings.num_epochs,
+            "learning_rate": settings.learning_rate,
+            "batch_size": settings.batch_size,
+            "gradient_accumulation_steps": settings.gradient_accumulation_steps,
+            "max_seq_length": settings.max_seq_length,
+            "lora_r": settings.lora_r,
+            "lora_alpha": settings.lora_alpha,
+            "lora_dropout": settings.lora_dropout,
+            "quant_bits": settings.quant_bits,
+            "save_steps": settings.save_steps,
+            "logging_steps": settings.logging_steps,
+            "seed": settings.seed,
+        },
+        "ranges": PARAM_RANGES,
+    }

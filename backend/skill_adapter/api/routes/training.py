@@ -1,0 +1,207 @@
+"""Training jobs: start, list, status, logs, metrics, checkpoints, cancel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+
+from skill_adapter import crud, service
+from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.errors import describe_validation_errors
+from skill_adapter.core.errors import InvalidJSONError, InvalidParameterError, PayloadTooLargeError
+from skill_adapter.models import Job
+from skill_adapter.schemas import (
+    CheckpointPublic,
+    CheckpointsPublic,
+    ErrorBody,
+    JobCreated,
+    JobsPublic,
+    JobStatus,
+    JobSummary,
+    LogLinePublic,
+    LogsPage,
+    MetricPointPublic,
+    MetricsPage,
+    TrainingStartRequest,
+)
+
+router = APIRouter(prefix="/api/training", tags=["training"])
+
+MAX_JSON_BODY = 1_000_000
+JobId = Annotated[str, "job id"]
+
+
+async def read_body(request: Request, *, cap: int) -> bytes:
+    """The request body, refused with 413 once it passes ``cap`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise PayloadTooLargeError(f"The request body is larger than {cap} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise PayloadTooLargeError(f"The request body is larger than {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_start_request(raw: bytes) -> TrainingStartRequest:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidJSONError(
+            "The request body is not valid JSON; send a JSON object with Content-Type: application/json"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidParameterError("The request body must be a JSON object.")
+    try:
+        return TrainingStartRequest.model_validate(data)
+    except ValidationError as exc:
+        _, message, fields = describe_validation_errors(list(exc.errors()))
+        raise InvalidParameterError(message, fields=fields) from None
+
+
+def _error(job: Job) -> ErrorBody | None:
+    if job.status != "failed" and not job.error_code:
+        return None
+    return ErrorBody(code=job.error_code or "training_failed", message=job.error_message or "")
+
+
+def job_status(job: Job) -> JobStatus:
+    return JobStatus(
+        job_id=job.id,
+        status=job.status,
+        progress=job.progress,
+        current_epoch=job.current_epoch,
+        total_epochs=job.total_epochs,
+        loss=job.loss,
+        started_at=job.started_at,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        step=job.step,
+        total_steps=job.total_steps,
+        learning_rate=job.learning_rate,
+        eval_loss=job.eval_loss,
+        eta_seconds=job.eta_seconds,
+        attempts=job.attempts,
+        skill_name=job.skill_name,
+        adapter_path=job.adapter_path,
+        error=_error(job),
+        config=job.config,
+    )
+
+
+@router.post(
+    "/start",
+    status_code=202,
+    response_model=JobCreated,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TrainingStartRequest.model_json_schema()}},
+        }
+    },
+)
+async def start_training(
+    request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep
+) -> Any:
+    """Accept a training job for a SKILL.md under the skills root; the answer comes before training starts."""
+    body = parse_start_request(await read_body(request, cap=MAX_JSON_BODY))
+    skill_file = service.resolve_skill_path(body.skill_path, skills_root=settings.skills_root)
+    job = service.create_training_job(session=session, skill_file=skill_file, params=body, settings=settings)
+    session.commit()
+    service.enqueue_job(job.id, settings=settings, enqueue=enqueue)
+    return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Jobs, newest first."""
+    jobs, count = crud.list_jobs(session=session, limit=limit, offset=offset)
+    data = [
+        JobSummary(
+            job_id=j.id,
+            status=j.status,
+            skill_name=j.skill_name,
+            progress=j.progress,
+            current_epoch=j.current_epoch,
+            total_epochs=j.total_epochs,
+            loss=j.loss,
+            created_at=j.created_at,
+            started_at=j.started_at,
+            finished_at=j.finished_at,
+            error=_error(j),
+        )
+        for j in jobs
+    ]
+    return JobsPublic(data=data, count=count)
+
+
+@router.get("/{job_id}/status", response_model=JobStatus)
+def get_status(job_id: JobId, session: SessionDep) -> Any:
+    return job_status(crud.get_job(session=session, job_id=job_id))
+
+
+@router.get("/{job_id}/logs", response_model=LogsPage)
+def get_logs(
+    job_id: JobId,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="the `next` cursor of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Any:
+    """Log lines after the cursor, oldest first; pass ``next`` back as ``after`` to get only new lines."""
+    crud.get_job(session=session, job_id=job_id)
+    lines = crud.read_logs(session=session, job_id=job_id, after=after, limit=limit)
+    return LogsPage(
+        lines=[LogLinePublic(id=ln.id, ts=ln.ts, level=ln.level, message=ln.message) for ln in lines],
+        next=lines[-1].id if lines else after,
+    )
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPage)
+def get_metrics(
+    job_id: JobId,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> Any:
+    """Metric points (loss, learning rate, eval loss, tokens/s, ETA, GPU) after the cursor."""
+    crud.get_job(session=session, job_id=job_id)
+    points = crud.read_metrics(session=session, job_id=job_id, after=after, limit=limit)
+    return MetricsPage(
+        points=[MetricPointPublic.model_validate(p, from_attributes=True) for p in points],
+        next=points[-1].id if points else after,
+    )
+
+
+@router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic)
+def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
+    """The job's saved checkpoints and its final adapter."""
+    crud.get_job(session=session, job_id=job_id)
+    rows = crud.list_checkpoints(session=session, job_id=job_id)
+    data = [
+        CheckpointPublic(
+            step=row.step,
+            name=Path(row.path).name,
+            path=row.path,
+            complete=(Path(row.path) / "COMPLETE").is_file(),
+        )
+        for row in rows
+    ]
+    return CheckpointsPublic(data=data, count=len(data))
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus)
+def cancel_job(job_id: JobId, session: SessionDep) -> Any:
+    """Cancel a queued job at once or stop a running one at its next step; 409 for a finished job."""
+    job = crud.request_cancel(session=session, job_id=job_id)
+    session.commit()
+    return job_status(job)

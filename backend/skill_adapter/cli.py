@@ -1,0 +1,199 @@
+"""``skill-adapter``: serve | worker | train."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from skill_adapter.core.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("skill_adapter.cli")
+
+
+def _die_with_parent() -> None:  # runs in the forked child before exec
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def worker_command(queues: str = "training", name: str | None = None) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "skill_adapter.worker.celery_app", "worker",
+        "--pool=solo", "--concurrency=1", "-Q", queues, "--loglevel=INFO", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    return [*cmd, "-n", name] if name else cmd
+
+
+def start_embedded_worker() -> subprocess.Popen[bytes]:
+    """One Celery worker in a child process that dies with this one, even after kill -9."""
+    return subprocess.Popen(
+        worker_command(name="embedded@%h"),
+        preexec_fn=_die_with_parent,
+        start_new_session=True,  # Ctrl-C reaches only us; we stop the worker ourselves
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 3.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from skill_adapter.api.main import create_app
+    from skill_adapter.core.db import init_db
+
+    init_db(settings)
+    worker = None if args.no_worker else start_embedded_worker()
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    finally:
+        if worker is not None:
+            stop_process(worker)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from skill_adapter.core.db import init_db
+
+    init_db(settings)
+    return subprocess.call(worker_command(args.queues, args.name))
+
+
+def _train_params(args: argparse.Namespace) -> dict[str, object]:
+    names = {
+        "adapter": "adapter_type",
+        "epochs": "num_epochs",
+        "learning_rate": "learning_rate",
+        "batch_size": "batch_size",
+        "gradient_accumulation_steps": "gradient_accumulation_steps",
+        "max_seq_length": "max_seq_length",
+        "lora_r": "lora_r",
+        "lora_alpha": "lora_alpha",
+        "lora_dropout": "lora_dropout",
+        "quant_bits": "quant_bits",
+        "save_steps": "save_steps",
+        "seed": "seed",
+    }
+    return {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from skill_adapter import crud
+    from skill_adapter.core.db import init_db, session_scope
+    from skill_adapter.core.errors import SkillAdapterError
+    from skill_adapter.pipeline import execute_job
+    from skill_adapter.schemas import TrainingParams
+    from skill_adapter.service import create_training_job
+
+    skill_file = Path(args.skill).expanduser()
+    if skill_file.is_dir():
+        skill_file = skill_file / "SKILL.md"
+    if not skill_file.is_file():
+        print(f"error: no SKILL.md at {skill_file}", file=sys.stderr)
+        return 2
+    init_db(settings)
+    try:
+        params = TrainingParams.model_validate(_train_params(args))
+        with session_scope(settings) as session:
+            job = create_training_job(
+                session=session, skill_file=skill_file.resolve(), params=params, settings=settings
+            )
+            job_id = job.id
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SkillAdapterError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"job {job_id}: training {skill_file} on {settings.model_name_or_path}")
+
+    result: dict[str, str] = {}
+    runner = threading.Thread(target=lambda: result.update(status=execute_job(job_id, settings=settings)))
+    runner.start()
+    bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
+    try:
+        while runner.is_alive():
+            runner.join(timeout=0.5)
+            with session_scope(settings) as session:
+                job = crud.get_job(session=session, job_id=job_id)
+                bar.n = round(job.progress * 100)
+                loss = f"loss={job.loss:.4f}" if job.loss is not None else ""
+                bar.set_postfix_str(f"epoch {job.current_epoch}/{job.total_epochs} {loss}")
+    except KeyboardInterrupt:
+        with session_scope(settings) as session:
+            crud.request_cancel(session=session, job_id=job_id)
+        runner.join()
+    bar.close()
+    with session_scope(settings) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+    if job.status == "succeeded":
+        print(f"succeeded: adapter in {job.adapter_path}")
+        print(f'load it with PeftModel.from_pretrained(base_model, "{job.adapter_path}")')
+        return 0
+    print(f"{job.status}: [{job.error_code}] {job.error_message or ''}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skill-adapter", description="Turn a SKILL.md into a LoRA adapter.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="the API plus one embedded Celery worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="the API alone (workers run elsewhere)")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="a Celery worker alone")
+    worker.add_argument("--queues", default="training")
+    worker.add_argument("--name", default=None, help="worker node name, e.g. gpu0@%%h")
+    worker.set_defaults(func=cmd_worker)
+
+    train = sub.add_parser("train", help="train one SKILL.md in the foreground")
+    train.add_argument("skill", help="path to a SKILL.md (or its folder)")
+    train.add_argument("--adapter", choices=["lora", "qlora"])
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--gradient-accumulation-steps", type=int)
+    train.add_argument("--max-seq-length", type=int)
+    train.add_argument("--lora-r", type=int)
+    train.add_argument("--lora-alpha", type=float)
+    train.add_argument("--lora-dropout", type=float)
+    train.add_argument("--quant-bits", type=int, choices=[4, 8])
+    train.add_argument("--save-steps", type=int)
+    train.add_argument("--seed", type=int)
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return int(args.func(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

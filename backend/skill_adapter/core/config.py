@@ -1,0 +1,157 @@
+"""The one configuration object: every ``SKILL_ADAPTER_*`` variable, from the environment and ``.env``."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from skill_adapter.assets import TINY_MODEL_DIR
+
+AdapterType = Literal["lora", "qlora"]
+
+
+class Settings(BaseSettings):
+    """Service configuration. Relative paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SKILL_ADAPTER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Model configuration (the guide's variables)
+    model: str | None = Field(
+        default=None,
+        description="Base model: a hub id such as Qwen/Qwen3-8B or a local folder. Unset: the embedded tiny model.",
+    )
+    adapter: AdapterType = Field(default="lora", description="lora or qlora")
+    quant_bits: Literal[4, 8] = Field(default=4, description="QLoRA quantisation: 4 or 8 bits")
+
+    # Training hyper-parameters
+    learning_rate: float = Field(default=2e-4, gt=0, le=1)
+    batch_size: int = Field(default=4, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(default=4, ge=1, le=1024)
+    num_epochs: int = Field(default=3, ge=1, le=1000)
+    max_seq_length: int = Field(default=2048, ge=16)
+
+    # LoRA configuration
+    lora_r: int = Field(default=16, ge=1, le=256)
+    lora_alpha: float = Field(default=32, gt=0)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+
+    # Where things live
+    data_dir: Path = Field(
+        default=Path(".skill-adapter"), description="SQLite file and embedded broker folders"
+    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in DATA_DIR")
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; default filesystem:// in DATA_DIR"
+    )
+    checkpoint_dir: Path = Field(default=Path("checkpoints"))
+    skills_root: Path = Field(default=Path("skills"), description="The only folder skill_path may point into")
+
+    # Checkpointing, logging, reproducibility
+    save_steps: int = Field(default=100, ge=1)
+    logging_steps: int = Field(default=1, ge=1)
+    seed: int = Field(default=42, ge=0)
+
+    # Queue housekeeping
+    requeue_after_seconds: float = Field(
+        default=120, gt=0, description="Re-enqueue a job still queued this long after its last enqueue"
+    )
+    sweep_interval_seconds: float = Field(default=15, gt=0)
+    trust_remote_code: bool = False
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _blank_model_is_default(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # Derived values -------------------------------------------------------------------------------
+    @property
+    def model_name_or_path(self) -> str:
+        """The model that jobs train on: the configured one, or the embedded tiny model."""
+        return self.model or str(TINY_MODEL_DIR)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'skill-adapter.db').resolve()}"
+
+    @property
+    def broker_folder(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem://")
+
+    def prepare_dirs(self) -> None:
+        """Create the folders the service writes to."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if self.uses_embedded_broker:
+            for sub in ("queue", "processed"):
+                (self.broker_folder / sub).mkdir(parents=True, exist_ok=True)
+
+    def model_max_length(self) -> int | None:
+        """The base model's context length, read from its config.json without importing transformers."""
+        config_path = _local_model_config(self.model_name_or_path)
+        if config_path is None:
+            return None
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        value = config.get("max_position_embeddings")
+        return int(value) if isinstance(value, int) else None
+
+
+def _local_model_config(name_or_path: str) -> Path | None:
+    folder = Path(name_or_path)
+    if (folder / "config.json").is_file():
+        return folder / "config.json"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        return None
+    cached = try_to_load_from_cache(name_or_path, "config.json")
+    return Path(cached) if isinstance(cached, str) else None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, validated once."""
+    return load_settings()
+
+
+class ConfigError(SystemExit):
+    """Start-up refused: the message names each invalid ``SKILL_ADAPTER_*`` variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning a validation error into a message that names the variables."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            value = err.get("input")
+            shown = value if isinstance(value, (str, int, float)) else "?"
+            lines.append(f"  SKILL_ADAPTER_{field.upper()}={shown!s}: {err['msg']}")
+        raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None

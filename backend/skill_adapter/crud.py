@@ -1,0 +1,175 @@
+"""Keyword-only functions over the tables. ``claim_job`` is a compare-and-set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from skill_adapter.core.errors import JobNotFoundError, JobStateError
+from skill_adapter.models import Checkpoint, Job, LogLine, MetricPoint, utcnow
+
+
+def create_job(
+    *, session: Session, job_id: str, skill_path: str, skill_name: str, config: dict[str, Any]
+) -> Job:
+    job = Job(
+        id=job_id,
+        status="queued",
+        skill_path=skill_path,
+        skill_name=skill_name,
+        config=config,
+        total_epochs=int(config["num_epochs"]),
+        created_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(*, session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFoundError(f"Job {job_id!r} not found", job_id=job_id)
+    return job
+
+
+def list_jobs(*, session: Session, limit: int, offset: int) -> tuple[Sequence[Job], int]:
+    count = session.scalar(select(func.count()).select_from(Job)) or 0
+    jobs = session.scalars(
+        select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return jobs, count
+
+
+def mark_enqueued(*, session: Session, job_id: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+
+
+def claim_job(*, session: Session, job_id: str, worker_id: str) -> bool:
+    """Move a queued job to running. False when someone else has it or it is no longer queued."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(
+            status="running",
+            started_at=func.coalesce(Job.started_at, now),
+            heartbeat_at=now,
+            worker_id=worker_id,
+            attempts=Job.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_job(
+    *,
+    session: Session,
+    job_id: str,
+    status: str,
+    error: dict[str, Any] | None = None,
+    adapter_path: str | None = None,
+) -> bool:
+    """Move a running job to a terminal status. False when it was not running any more."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
+    if status == "succeeded":
+        values.update(progress=1.0, eta_seconds=0.0)
+    if error is not None:
+        values["error_code"] = error.get("code", "training_failed")
+        values["error_message"] = error.get("message", "")
+    if adapter_path is not None:
+        values["adapter_path"] = adapter_path
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def update_job(*, session: Session, job_id: str, **values: Any) -> None:
+    """Write progress fields (and the heartbeat) of a running job."""
+    values.setdefault("heartbeat_at", utcnow())
+    session.execute(
+        update(Job).where(Job.id == job_id).values(**values).execution_options(synchronize_session=False)
+    )
+
+
+def request_cancel(*, session: Session, job_id: str) -> Job:
+    """Cancel a queued job at once, or flag a running one; idempotent; 409 for a finished job."""
+    job = get_job(session=session, job_id=job_id)
+    if job.status == "cancelled":
+        return job
+    if job.status in ("succeeded", "failed"):
+        raise JobStateError(
+            f"Job {job_id} already {job.status}; only queued or running jobs can be cancelled"
+        )
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=utcnow(), cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(job)
+    return job
+
+
+def is_cancel_requested(*, session: Session, job_id: str) -> bool:
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def add_log(*, session: Session, job_id: str, message: str, level: str = "INFO") -> None:
+    session.add(LogLine(job_id=job_id, level=level, message=message, ts=utcnow()))
+
+
+def read_logs(*, session: Session, job_id: str, after: int, limit: int) -> Sequence[LogLine]:
+    return session.scalars(
+        select(LogLine).where(LogLine.job_id == job_id, LogLine.id > after).order_by(LogLine.id).limit(limit)
+    ).all()
+
+
+def add_metric(*, session: Session, job_id: str, **values: Any) -> None:
+    session.add(MetricPoint(job_id=job_id, ts=utcnow(), **values))
+
+
+def read_metrics(*, session: Session, job_id: str, after: int, limit: int) -> Sequence[MetricPoint]:
+    return session.scalars(
+        select(MetricPoint)
+        .where(MetricPoint.job_id == job_id, MetricPoint.id > after)
+        .order_by(MetricPoint.id)
+        .limit(limit)
+    ).all()
+
+
+def add_checkpoint(*, session: Session, job_id: str, step: int, path: str) -> None:
+    session.add(Checkpoint(job_id=job_id, step=step, path=path, created_at=utcnow()))
+
+
+def list_checkpoints(*, session: Session, job_id: str) -> Sequence[Checkpoint]:
+    return session.scalars(
+        select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)
+    ).all()
+
+
+def stale_queued_job_ids(*, session: Session, older_than: timedelta) -> list[str]:
+    """Queued jobs whose last enqueue (or creation) is older than ``older_than``: their message may be lost."""
+    cutoff: datetime = utcnow() - older_than
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.status == "queued", func.coalesce(Job.enqueued_at, Job.created_at) < cutoff)
+            .order_by(Job.created_at)
+        ).all()
+    )

@@ -1,0 +1,184 @@
+"""run a job: claim -> parse -> build -> train -> record, in a fresh process per job.
+
+``execute_job`` runs in the worker (or the CLI): it claims the job with a compare-and-set, trains in a
+spawned child process (CUDA does not survive fork, and a process per job returns GPU memory and makes a
+cancel certain), keeps the heartbeat and maps the child's end to the job status.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from skill_adapter import crud
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import session_scope
+from skill_adapter.core.errors import SkillAdapterError
+from skill_adapter.reporting import DatabaseLogHandler, JobReporter
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+CANCEL_GRACE_SECONDS = 10.0
+
+
+def execute_job(job_id: str, *, settings: Settings) -> str:
+    """Claim ``job_id`` and train it in a child process; returns the job's final status or ``skipped``."""
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    with session_scope(settings) as session:
+        if not crud.claim_job(session=session, job_id=job_id, worker_id=worker_id):
+            log.info("job %s is not queued any more; nothing to do", job_id)
+            return "skipped"
+    reporter = JobReporter(settings, job_id)
+    reporter.log(f"claimed by worker {worker_id}")
+
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(
+        target=_child_main,
+        args=(job_id, settings.model_dump(mode="json"), os.getpid()),
+        name=f"train-{job_id}",
+    )
+    child.start()
+    cancel_seen_at: float | None = None
+    while True:
+        child.join(timeout=HEARTBEAT_SECONDS)
+        if not child.is_alive():
+            break
+        reporter.progress()  # heartbeat
+        if reporter.cancel_requested():
+            cancel_seen_at = cancel_seen_at or time.monotonic()
+            if time.monotonic() - cancel_seen_at > CANCEL_GRACE_SECONDS:
+                reporter.log("training did not stop in time after cancel; killing it", level="WARNING")
+                child.kill()
+                child.join()
+                break
+
+    with session_scope(settings) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        if job.status == "running":
+            if job.cancel_requested:
+                crud.finish_job(session=session, job_id=job_id, status="cancelled")
+            else:
+                crud.finish_job(
+                    session=session,
+                    job_id=job_id,
+                    status="failed",
+                    error={
+                        "code": "worker_crashed",
+                        "message": f"The training process exited unexpectedly (exit code {child.exitcode}). "
+                        "See the job's logs; if it ran out of memory, reduce batch_size or max_seq_length "
+                        "or use QLoRA.",
+                    },
+                )
+        session.flush()
+        session.refresh(job)
+        return job.status
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to kill this process when its parent dies (even by kill -9)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the parent's heartbeat loop still notices, the reaper still recovers
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _child_main(job_id: str, settings_data: dict[str, Any], parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    settings = Settings.model_validate(settings_data)
+    run_claimed_job(job_id, settings=settings)
+
+
+def run_claimed_job(job_id: str, *, settings: Settings) -> str:
+    """Train a job that this process's parent has claimed, and record how it ended."""
+    output_dir = (settings.checkpoint_dir / job_id).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    reporter = JobReporter(settings, job_id, log_file=output_dir / "train.log")
+    handlers = _attach_log_handlers(reporter)
+    try:
+        status, error, adapter_path = _train(
+            job_id, settings=settings, reporter=reporter, output_dir=output_dir
+        )
+    except SkillAdapterError as exc:
+        status, error, adapter_path = "failed", exc.to_dict(), None
+        reporter.log(f"{exc.code}: {exc.message}", level="ERROR")
+    except Exception as exc:
+        status, adapter_path = "failed", None
+        error = {"code": "training_failed", "message": f"{type(exc).__name__}: {exc}"}
+        reporter.log("training failed:\n" + traceback.format_exc(), level="ERROR")
+    finally:
+        _detach_log_handlers(handlers)
+    with session_scope(settings) as session:
+        crud.finish_job(session=session, job_id=job_id, status=status, error=error, adapter_path=adapter_path)
+    reporter.log(f"job {status}" + (f": {error['message']}" if error else ""))
+    return status
+
+
+def _train(
+    job_id: str, *, settings: Settings, reporter: JobReporter, output_dir: Path
+) -> tuple[str, dict[str, Any] | None, str | None]:
+    from skill_adapter.datasets.builder import build_dataset, write_jsonl
+    from skill_adapter.datasets.stats import dataset_stats
+    from skill_adapter.skills.folder import load_skill_path
+
+    with session_scope(settings) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        config = dict(job.config)
+        skill_path = Path(job.skill_path)
+
+    reporter.log(f"parsing {skill_path}")
+    skill = load_skill_path(skill_path)
+    for finding in skill.findings:
+        reporter.log(
+            f"skill finding {finding.code} (line {finding.line}): {finding.message}", level="WARNING"
+        )
+    dataset = build_dataset(skill, seed=int(config["seed"]))
+    write_jsonl(dataset, output_dir / "dataset")
+    tokenizer_json = Path(config["model"]) / "tokenizer.json"
+    stats = dataset_stats(
+        dataset,
+        tokenizer_json=tokenizer_json if tokenizer_json.is_file() else None,
+        max_seq_length=int(config["max_seq_length"]),
+    )
+    reporter.progress(dataset_stats=stats, output_dir=str(output_dir))
+    reporter.log(
+        f"dataset: {len(dataset.train)} train and {len(dataset.held_out)} held-out examples "
+        f"(saved in {output_dir / 'dataset'})"
+    )
+
+    from skill_adapter.training.trainer import train_adapter
+
+    result = train_adapter(config=config, dataset=dataset, output_dir=output_dir, reporter=reporter)
+    if result.cancelled:
+        return "cancelled", None, None
+    return "succeeded", None, str(result.adapter_path)
+
+
+def _attach_log_handlers(reporter: JobReporter) -> list[tuple[logging.Logger, logging.Handler]]:
+    """Route the libraries' and our own log records of this process to the job's log."""
+    handler = DatabaseLogHandler(reporter)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    attached: list[tuple[logging.Logger, logging.Handler]] = []
+    for name in ("skill_adapter", "transformers", "peft", "trl"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        attached.append((logger, handler))
+    return attached
+
+
+def _detach_log_handlers(attached: list[tuple[logging.Logger, logging.Handler]]) -> None:
+    for logger, handler in attached:
+        logger.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,171 @@
+"""Request and response models of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# One place for the allowed ranges: used by the request model and by the 422 messages.
+PARAM_RANGES: dict[str, str] = {
+    "num_epochs": "an integer from 1 to 1000",
+    "learning_rate": "a number greater than 0 and at most 1",
+    "batch_size": "an integer from 1 to 1024",
+    "gradient_accumulation_steps": "an integer from 1 to 1024",
+    "max_seq_length": "an integer from 16 to the model's maximum context length",
+    "lora_r": "an integer from 1 to 256",
+    "lora_alpha": "a number greater than 0",
+    "lora_dropout": "a number from 0 (inclusive) to 1 (exclusive)",
+    "quant_bits": "4 or 8",
+    "adapter_type": '"lora" or "qlora"',
+    "save_steps": "a positive integer",
+    "logging_steps": "a positive integer",
+    "seed": "a non-negative integer",
+    "skill_path": "a path to a SKILL.md under the skills root",
+}
+
+HYPERPARAMETERS = (
+    "adapter_type",
+    "num_epochs",
+    "learning_rate",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "max_seq_length",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "quant_bits",
+    "save_steps",
+    "logging_steps",
+    "seed",
+)
+
+
+class TrainingParams(BaseModel):
+    """Hyper-parameters a start request may set; omitted ones take the configured defaults."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    adapter_type: Literal["lora", "qlora"] | None = None
+    num_epochs: int | None = Field(default=None, ge=1, le=1000)
+    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    batch_size: int | None = Field(default=None, ge=1, le=1024)
+    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
+    max_seq_length: int | None = Field(default=None, ge=16)
+    lora_r: int | None = Field(default=None, ge=1, le=256)
+    lora_alpha: float | None = Field(default=None, gt=0)
+    lora_dropout: float | None = Field(default=None, ge=0, lt=1)
+    quant_bits: Literal[4, 8] | None = None
+    save_steps: int | None = Field(default=None, ge=1)
+    logging_steps: int | None = Field(default=None, ge=1)
+    seed: int | None = Field(default=None, ge=0)
+
+
+class TrainingStartRequest(TrainingParams):
+    """The guide's JSON body for ``POST /api/training/start``."""
+
+    skill_path: str = Field(min_length=1, max_length=4096)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: str
+    created_at: datetime
+
+
+class JobStatus(BaseModel):
+    """The guide's status fields, plus what a dashboard needs."""
+
+    job_id: str
+    status: str
+    progress: float
+    current_epoch: int
+    total_epochs: int
+    loss: float | None
+    started_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    step: int
+    total_steps: int | None
+    learning_rate: float | None
+    eval_loss: float | None
+    eta_seconds: float | None
+    attempts: int
+    skill_name: str
+    adapter_path: str | None
+    error: ErrorBody | None
+    config: dict[str, Any]
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    status: str
+    skill_name: str
+    progress: float
+    current_epoch: int
+    total_epochs: int
+    loss: float | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: ErrorBody | None
+
+
+class JobsPublic(BaseModel):
+    data: list[JobSummary]
+    count: int
+
+
+class LogLinePublic(BaseModel):
+    id: int
+    ts: datetime
+    level: str
+    message: str
+
+
+class LogsPage(BaseModel):
+    lines: list[LogLinePublic]
+    next: int
+
+
+class MetricPointPublic(BaseModel):
+    id: int
+    ts: datetime
+    step: int
+    epoch: float | None
+    loss: float | None
+    eval_loss: float | None
+    learning_rate: float | None
+    grad_norm: float | None
+    tokens_per_second: float | None
+    elapsed_seconds: float | None
+    eta_seconds: float | None
+    gpu_utilization: float | None
+    gpu_memory_mb: float | None
+
+
+class MetricsPage(BaseModel):
+    points: list[MetricPointPublic]
+    next: int
+
+
+class CheckpointPublic(BaseModel):
+    step: int | None
+    name: str
+    path: str
+    complete: bool
+
+
+class CheckpointsPublic(BaseModel):
+    data: list[CheckpointPublic]
+    count: int

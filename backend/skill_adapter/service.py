@@ -1,0 +1,133 @@
+"""Plain functions behind the routes and the CLI: resolve a skill, accept a job, enqueue it."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from skill_adapter import crud
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import session_scope
+from skill_adapter.core.errors import InvalidParameterError, PathOutsideRootError, SkillNotFoundError
+from skill_adapter.models import Job
+from skill_adapter.schemas import HYPERPARAMETERS, PARAM_RANGES, TrainingParams
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[str], None]
+
+
+def new_job_id() -> str:
+    return f"train-{uuid.uuid4().hex[:12]}"
+
+
+def resolve_skill_path(skill_path: str, *, skills_root: Path) -> Path:
+    """The SKILL.md that ``skill_path`` names, confined to ``skills_root``.
+
+    Relative paths are relative to the root. Symlinks are followed before the confinement check, so a
+    link that leads out is refused like ``../``. A folder stands for the SKILL.md inside it.
+    """
+    root = skills_root.resolve()
+    try:
+        candidate = Path(skill_path)
+        target = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    except (ValueError, OSError) as exc:
+        raise InvalidParameterError(f"skill_path is not a usable path: {exc}", field="skill_path") from None
+    if not target.is_relative_to(root):
+        raise PathOutsideRootError(
+            f"skill_path {skill_path!r} resolves outside the skills root {root}; "
+            "put the skill under SKILL_ADAPTER_SKILLS_ROOT or upload it",
+            skill_path=skill_path,
+        )
+    if target.is_dir() and (target / "SKILL.md").is_file():
+        target = target / "SKILL.md"
+    if not target.is_file():
+        raise SkillNotFoundError(
+            f"No SKILL.md at {skill_path!r} (looked for {target}); paths are relative to {root}",
+            skill_path=skill_path,
+        )
+    return target
+
+
+def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, Any]:
+    """The job's full configuration: request values over the configured defaults."""
+    given = params.model_dump(exclude_none=True)
+    defaults: dict[str, Any] = {
+        "adapter_type": settings.adapter,
+        "num_epochs": settings.num_epochs,
+        "learning_rate": settings.learning_rate,
+        "batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.gradient_accumulation_steps,
+        "max_seq_length": settings.max_seq_length,
+        "lora_r": settings.lora_r,
+        "lora_alpha": settings.lora_alpha,
+        "lora_dropout": settings.lora_dropout,
+        "quant_bits": settings.quant_bits,
+        "save_steps": settings.save_steps,
+        "logging_steps": settings.logging_steps,
+        "seed": settings.seed,
+    }
+    config = {name: given.get(name, defaults[name]) for name in HYPERPARAMETERS}
+    config["model"] = settings.model_name_or_path
+
+    model_max = settings.model_max_length()
+    if model_max is not None and config["max_seq_length"] > model_max:
+        raise InvalidParameterError(
+            f"max_seq_length must be {PARAM_RANGES['max_seq_length']} ({model_max} for this model); "
+            f"got {config['max_seq_length']}",
+            field="max_seq_length",
+        )
+    if config["adapter_type"] == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+        raise InvalidParameterError(
+            "adapter_type 'qlora' needs bitsandbytes, which is not installed on this server; "
+            "install the 'qlora' extra or use 'lora'",
+            field="adapter_type",
+        )
+    return config
+
+
+def create_training_job(
+    *, session: Session, skill_file: Path, params: TrainingParams, settings: Settings
+) -> Job:
+    """Validate the skill and the parameters, and insert a queued job (not yet committed)."""
+    from skill_adapter.skills.folder import load_skill_path
+
+    skill = load_skill_path(skill_file)
+    config = resolve_config(params, settings=settings)
+    return crud.create_job(
+        session=session,
+        job_id=new_job_id(),
+        skill_path=str(skill_file),
+        skill_name=skill.name,
+        config=config,
+    )
+
+
+def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue) -> bool:
+    """Send a committed job's id to the queue. A failure is logged; the sweeper tries again later."""
+    try:
+        enqueue(job_id)
+    except Exception as exc:  # the broker is down: the job row is safe, the sweeper re-sends it
+        log.warning("could not enqueue %s (%s); the sweeper will retry", job_id, exc)
+        return False
+    with session_scope(settings) as session:
+        crud.mark_enqueued(session=session, job_id=job_id)
+    return True
+
+
+def sweep_queued(*, settings: Settings, enqueue: Enqueue, older_than: float | None = None) -> list[str]:
+    """Re-enqueue queued jobs whose message may have been lost. Duplicates are harmless: claims are CAS."""
+    age = timedelta(seconds=settings.requeue_after_seconds if older_than is None else older_than)
+    with session_scope(settings) as session:
+        job_ids = crud.stale_queued_job_ids(session=session, older_than=age)
+    sent = [job_id for job_id in job_ids if enqueue_job(job_id, settings=settings, enqueue=enqueue)]
+    if sent:
+        log.info("re-enqueued %d queued job(s): %s", len(sent), ", ".join(sent))
+    return sent

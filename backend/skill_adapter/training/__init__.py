@@ -1,0 +1,1 @@
+"""The only package (with ``evaluation``) that imports torch, transformers, peft and trl."""

@@ -1,0 +1,131 @@
+"""Trainer callbacks: live progress into the database, checkpoint markers, epoch checkpoints, cancel."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from skill_adapter.reporting import JobReporter
+from skill_adapter.training.checkpoints import mark_complete
+from skill_adapter.training.hardware import gpu_figures
+
+
+class ProgressCallback(TrainerCallback):
+    """At every logging step: a metric point (loss, LR, grad norm, tokens/s, ETA) and the job's progress."""
+
+    def __init__(self, reporter: JobReporter, *, num_epochs: int) -> None:
+        self.reporter = reporter
+        self.num_epochs = num_epochs
+        self._started = time.monotonic()
+        self._first_step = 0
+        self._last_tokens: float | None = None
+        self._last_time = self._started
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ):
+        self._started = self._last_time = time.monotonic()
+        self._first_step = state.global_step
+        self.reporter.progress(total_steps=state.max_steps, step=state.global_step)
+        self.reporter.log(
+            f"training {state.max_steps} optimizer steps over {self.num_epochs} epoch(s)"
+            + (f", resuming at step {state.global_step}" if state.global_step else "")
+        )
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kw: Any,
+    ):
+        logs = logs or {}
+        if "loss" not in logs and "eval_loss" not in logs:
+            return
+        now = time.monotonic()
+        step, total = state.global_step, max(state.max_steps, 1)
+        elapsed = now - self._started
+        done = step - self._first_step
+        eta = elapsed / done * (total - step) if done > 0 else None
+        tokens_per_second = None
+        if "num_tokens" in logs:  # TRL's running count of non-padding tokens
+            if self._last_tokens is not None and now > self._last_time:
+                tokens_per_second = (logs["num_tokens"] - self._last_tokens) / (now - self._last_time)
+            elif self._first_step == 0 and elapsed > 0:
+                tokens_per_second = logs["num_tokens"] / elapsed
+            self._last_tokens, self._last_time = logs["num_tokens"], now
+        epoch = float(logs.get("epoch", state.epoch or 0.0))
+        point = {
+            "step": step,
+            "epoch": epoch,
+            "loss": logs.get("loss"),
+            "eval_loss": logs.get("eval_loss"),
+            "learning_rate": logs.get("learning_rate", _last_learning_rate(state)),
+            "grad_norm": logs.get("grad_norm"),
+            "tokens_per_second": tokens_per_second,
+            "elapsed_seconds": elapsed,
+            "eta_seconds": eta,
+            **gpu_figures(),
+        }
+        job_values: dict[str, Any] = {
+            "step": step,
+            "progress": min(step / total, 1.0),
+            "current_epoch": min(math.floor(epoch) + 1, self.num_epochs),
+            "eta_seconds": eta,
+        }
+        if point["loss"] is not None:
+            job_values["loss"] = point["loss"]
+        if point["eval_loss"] is not None:
+            job_values["eval_loss"] = point["eval_loss"]
+        if point["learning_rate"] is not None:
+            job_values["learning_rate"] = point["learning_rate"]
+        self.reporter.metric(job_values=job_values, **point)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
+        self.reporter.log(f"step {step}/{total}: {shown}")
+
+
+def _last_learning_rate(state: TrainerState) -> float | None:
+    for entry in reversed(state.log_history):
+        if "learning_rate" in entry:
+            return float(entry["learning_rate"])
+    return None
+
+
+class CheckpointCallback(TrainerCallback):
+    """Saves at the end of every epoch too, and marks each checkpoint complete once it is written."""
+
+    def __init__(self, reporter: JobReporter, output_dir: Path) -> None:
+        self.reporter = reporter
+        self.output_dir = output_dir
+        self._marked: set[int] = set()
+
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        control.should_save = True
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        folder = self.output_dir / f"checkpoint-{state.global_step}"
+        if folder.is_dir() and state.global_step not in self._marked:
+            self._marked.add(state.global_step)
+            mark_complete(folder, step=state.global_step)
+            self.reporter.checkpoint(step=state.global_step, path=folder)
+            self.reporter.log(f"saved checkpoint {folder.name}")
+
+
+class CancelCallback(TrainerCallback):
+    """Stops training cleanly (saving a last checkpoint) once the job's cancel flag is set."""
+
+    def __init__(self, reporter: JobReporter) -> None:
+        self.reporter = reporter
+        self.cancelled = False
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self.reporter.heartbeat()
+        if self.reporter.cancel_requested():
+            self.cancelled = True
+            control.should_training_stop = True
+            control.should_save = True

@@ -1,0 +1,128 @@
+"""Train a LoRA/QLoRA adapter on a built dataset with TRL's SFTTrainer (completion-only loss)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from datasets import Dataset
+from transformers import set_seed
+from trl import SFTConfig, SFTTrainer
+
+from skill_adapter.core.errors import TrainingError
+from skill_adapter.reporting import JobReporter
+from skill_adapter.training.callbacks import CancelCallback, CheckpointCallback, ProgressCallback
+from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete
+from skill_adapter.training.hardware import detect_hardware
+from skill_adapter.training.model import attach_adapter, load_base_model, load_tokenizer
+
+if TYPE_CHECKING:
+    from skill_adapter.datasets.builder import BuiltDataset
+
+log = logging.getLogger(__name__)
+
+OOM_ADVICE = (
+    "Training ran out of memory. Try, in this order: a smaller batch_size (e.g. 2) with more "
+    "gradient_accumulation_steps (e.g. 8) to keep the effective batch, adapter_type 'qlora' with "
+    "quant_bits 4, or a shorter max_seq_length (e.g. 1024)."
+)
+
+
+@dataclass
+class TrainResult:
+    adapter_path: Path | None
+    cancelled: bool
+    global_step: int
+    train_loss: float | None
+
+
+def _records(examples: list[Any]) -> Dataset:
+    return Dataset.from_list([{"prompt": e.prompt, "completion": e.completion} for e in examples])
+
+
+def sft_config(
+    config: dict[str, Any], *, output_dir: Path, has_eval: bool, cuda: bool, bf16: bool
+) -> SFTConfig:
+    """The TRL configuration for one job: the guide's hyper-parameters plus our checkpoint policy."""
+    gradient_checkpointing = config.get("gradient_checkpointing")
+    return SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=int(config["num_epochs"]),
+        per_device_train_batch_size=int(config["batch_size"]),
+        per_device_eval_batch_size=int(config["batch_size"]),
+        gradient_accumulation_steps=int(config["gradient_accumulation_steps"]),
+        learning_rate=float(config["learning_rate"]),
+        max_length=int(config["max_seq_length"]),
+        completion_only_loss=True,
+        packing=bool(config.get("packing", False)),
+        logging_steps=int(config["logging_steps"]),
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=int(config["save_steps"]),
+        eval_strategy="epoch" if has_eval else "no",
+        seed=int(config["seed"]),
+        data_seed=int(config["seed"]),
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        use_cpu=not cuda,
+        gradient_checkpointing=bool(cuda if gradient_checkpointing is None else gradient_checkpointing),
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+    )
+
+
+def train_adapter(
+    *,
+    config: dict[str, Any],
+    dataset: BuiltDataset,
+    output_dir: Path,
+    reporter: JobReporter,
+    trust_remote_code: bool = False,
+) -> TrainResult:
+    """Train, checkpointing into ``output_dir``; resume from its newest complete checkpoint if any."""
+    hardware = detect_hardware()
+    set_seed(int(config["seed"]))
+    reporter.log(
+        f"loading {config['model']} ({config['adapter_type']}"
+        + (f", {config['quant_bits']}-bit" if config["adapter_type"] == "qlora" else "")
+        + f", {hardware.precision}, attention {hardware.attn_implementation}, "
+        f"{'cuda' if hardware.cuda else 'cpu'})"
+    )
+    tokenizer = load_tokenizer(config["model"], trust_remote_code=trust_remote_code)
+    model = attach_adapter(load_base_model(config, hardware, trust_remote_code=trust_remote_code), config)
+
+    has_eval = bool(dataset.held_out)
+    progress = ProgressCallback(reporter, num_epochs=int(config["num_epochs"]))
+    cancel = CancelCallback(reporter)
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(
+            config, output_dir=output_dir, has_eval=has_eval, cuda=hardware.cuda, bf16=hardware.bf16
+        ),
+        train_dataset=_records(dataset.train),
+        eval_dataset=_records(dataset.held_out) if has_eval else None,
+        processing_class=tokenizer,
+        callbacks=[progress, CheckpointCallback(reporter, output_dir), cancel],
+    )
+    resume = latest_complete_checkpoint(output_dir)
+    if resume is not None:
+        reporter.log(f"resuming from {resume.name}")
+    try:
+        output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise TrainingError(OOM_ADVICE, code="out_of_memory") from exc
+    if cancel.cancelled:
+        reporter.log("cancelled; the last checkpoint is kept")
+        return TrainResult(None, True, trainer.state.global_step, None)
+
+    final = output_dir / "final"
+    trainer.save_model(str(final))
+    mark_complete(final, step=trainer.state.global_step)
+    reporter.checkpoint(step=trainer.state.global_step, path=final)
+    reporter.log(f"adapter saved to {final}")
+    return TrainResult(final, False, trainer.state.global_step, output.training_loss)

@@ -1,0 +1,9 @@
+"""The worker's Celery app, for `celery -A skill_adapter.worker.celery_app worker` (`skill-adapter worker`)."""
+
+from __future__ import annotations
+
+from skill_adapter.core.config import get_settings
+from skill_adapter.worker.queue import create_celery
+
+app = create_celery(get_settings())
+app.conf.imports = ("skill_adapter.worker.tasks",)

@@ -1,0 +1,14 @@
+"""Celery tasks: a message (a job id) in, one call of the pipeline."""
+
+from __future__ import annotations
+
+from skill_adapter.core.config import get_settings
+from skill_adapter.pipeline import execute_job
+from skill_adapter.worker.celery_app import app
+from skill_adapter.worker.queue import TRAIN_TASK
+
+
+@app.task(name=TRAIN_TASK)
+def train(job_id: str) -> str:
+    """Claim and run one training job; a redelivered message for a job already taken is a no-op."""
+    return execute_job(job_id, settings=get_settings())

@@ -1,0 +1,36 @@
+"""Queued jobs whose message was lost are sent again; duplicates are harmless."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from skill_adapter import crud
+from skill_adapter.api.main import create_app
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import session_scope
+from skill_adapter.service import sweep_queued
+
+
+def test_broker_down_still_accepts_and_sweeper_resends(settings: Settings) -> None:
+    def broken(job_id: str) -> None:
+        raise ConnectionError("broker down")
+
+    with TestClient(create_app(settings, enqueue=broken, run_sweeper=False)) as client:
+        resp = client.post("/api/training/start", json={"skill_path": "commit-messages/SKILL.md"})
+    assert resp.status_code == 202
+    job_id = resp.json()["job_id"]
+
+    sent: list[str] = []
+    assert sweep_queued(settings=settings, enqueue=sent.append, older_than=0) == [job_id]
+    assert sent == [job_id]
+    # Sent just now: not stale any more under the normal threshold.
+    assert sweep_queued(settings=settings, enqueue=sent.append) == []
+
+
+def test_sweeper_ignores_jobs_that_left_the_queue(client: Any, settings: Settings) -> None:
+    job_id = client.post("/api/training/start", json={"skill_path": "commit-messages"}).json()["job_id"]
+    with session_scope(settings) as session:
+        crud.claim_job(session=session, job_id=job_id, worker_id="w")
+    assert sweep_queued(settings=settings, enqueue=lambda _: None, older_than=0) == []

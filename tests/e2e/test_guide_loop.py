@@ -1,0 +1,204 @@
+"""The guide's whole loop against the real service: uvicorn plus a Celery worker on the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+GUIDE_BODY = {
+    "skill_path": "commit-messages/SKILL.md",
+    "adapter_type": "lora",
+    "num_epochs": 3,
+    "learning_rate": 2e-4,
+    "batch_size": 4,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(tmp_path: Path, skills_root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
+    env.update(
+        SKILL_ADAPTER_DATA_DIR=str(tmp_path / "data"),
+        SKILL_ADAPTER_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+        SKILL_ADAPTER_SKILLS_ROOT=str(skills_root),
+        SKILL_ADAPTER_SAVE_STEPS="10",
+        SKILL_ADAPTER_SWEEP_INTERVAL_SECONDS="2",
+        CUDA_VISIBLE_DEVICES="",
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="2",
+    )
+    return env
+
+
+@pytest.fixture
+def service(tmp_path: Path, skills_root: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    log = (tmp_path / "service.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
+        env=service_env(tmp_path, skills_root),
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("service did not start:\n" + (tmp_path / "service.log").read_text())
+    try:
+        yield base, proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def wait_for(base: str, job_id: str, statuses: set[str], timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    seen_running = False
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{base}/api/training/{job_id}/status", timeout=5).json()
+        seen_running |= status["status"] == "running"
+        if status["status"] in statuses:
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} stuck: {status}")
+
+
+def test_guide_curl_trains_an_adapter_that_peft_loads(
+    service: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    base, _ = service
+    # Exactly the guide's curl: a JSON body with Content-Type: application/json.
+    resp = httpx.post(
+        f"{base}/api/training/start",
+        content=json.dumps(GUIDE_BODY),
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job_id"]
+    assert resp.json()["status"] == "queued"
+
+    status = wait_for(base, job_id, {"succeeded", "failed", "cancelled"})
+    logs = httpx.get(f"{base}/api/training/{job_id}/logs", params={"limit": 1000}).json()
+    assert status["status"] == "succeeded", (status, [ln["message"] for ln in logs["lines"]][-20:])
+    assert status["progress"] == 1.0
+    assert status["current_epoch"] == status["total_epochs"] == 3
+    assert status["loss"] is not None and status["started_at"] is not None
+
+    metrics = httpx.get(f"{base}/api/training/{job_id}/metrics").json()["points"]
+    losses = [p["loss"] for p in metrics if p["loss"] is not None]
+    assert len(losses) >= 3
+    assert all(p["learning_rate"] is not None for p in metrics if p["loss"] is not None)
+    assert any("step" in ln["message"] for ln in logs["lines"])
+
+    job_dir = tmp_path / "checkpoints" / job_id
+    final = job_dir / "final"
+    assert (final / "adapter_config.json").is_file()
+    assert (final / "adapter_model.safetensors").is_file()
+    checkpoints = sorted(job_dir.glob("checkpoint-*"))
+    assert checkpoints, "every epoch end saves a checkpoint"
+    for folder in checkpoints:
+        assert (folder / "adapter_model.safetensors").is_file()
+        assert (folder / "optimizer.pt").is_file()
+        assert (folder / "COMPLETE").is_file()
+    listed = httpx.get(f"{base}/api/training/{job_id}/checkpoints").json()["data"]
+    assert {c["name"] for c in listed} == {p.name for p in checkpoints} | {"final"}
+
+    # The guide's Python snippet, with the base model named by the adapter itself.
+    code = f"""
+import json, torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+final = {str(final)!r}
+base_name = json.load(open(final + "/adapter_config.json"))["base_model_name_or_path"]
+base_model = AutoModelForCausalLM.from_pretrained(base_name)
+model = PeftModel.from_pretrained(base_model, final)
+lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "adapter weights did not move"
+print("LOADED", type(model).__name__)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LOADED PeftModelForCausalLM" in out.stdout
+
+    jobs = httpx.get(f"{base}/api/training").json()
+    assert jobs["count"] == 1 and jobs["data"][0]["job_id"] == job_id
+
+
+def test_queued_job_survives_a_service_restart(tmp_path: Path, skills_root: Path) -> None:
+    """A job accepted while no worker runs is picked up by the next service start (sweeper)."""
+    env = service_env(tmp_path, skills_root)
+    port = free_port()
+    api_only = subprocess.Popen(
+        [sys.executable, "-m", "skill_adapter.cli", "serve", "--no-worker", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{base}/api/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        body = {**GUIDE_BODY, "num_epochs": 1}
+        job_id = httpx.post(f"{base}/api/training/start", json=body).json()["job_id"]
+    finally:
+        api_only.kill()  # dies hard: the job is queued, its message may or may not be in the broker
+        api_only.wait()
+    # Lose the broker's copy too: only the job row remains.
+    for msg in (tmp_path / "data" / "broker" / "queue").glob("*"):
+        msg.unlink()
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{base}/api/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert wait_for(base, job_id, {"succeeded", "failed"})["status"] == "succeeded"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)

@@ -1,0 +1,76 @@
+"""A tiny-model LoRA job through the real pipeline (claim, child process, TRL), on the CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from skill_adapter import crud
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import init_db, session_scope
+from skill_adapter.pipeline import execute_job
+from skill_adapter.schemas import TrainingParams
+from skill_adapter.service import create_training_job
+
+pytestmark = pytest.mark.slow
+
+
+def make_job(settings: Settings, skills_root: Path, **params: object) -> str:
+    init_db(settings)
+    with session_scope(settings) as session:
+        job = create_training_job(
+            session=session,
+            skill_file=skills_root / "commit-messages" / "SKILL.md",
+            params=TrainingParams.model_validate(params),
+            settings=settings,
+        )
+        return job.id
+
+
+def test_lora_job_trains_and_saves_a_loadable_adapter(settings: Settings, skills_root: Path) -> None:
+    settings = settings.model_copy(update={"save_steps": 5})
+    job_id = make_job(settings, skills_root, num_epochs=2, batch_size=8, gradient_accumulation_steps=1)
+    assert execute_job(job_id, settings=settings) == "succeeded"
+    assert execute_job(job_id, settings=settings) == "skipped"  # redelivery is a no-op
+
+    with session_scope(settings) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        points = crud.read_metrics(session=session, job_id=job_id, after=0, limit=1000)
+        checkpoints = crud.list_checkpoints(session=session, job_id=job_id)
+    assert job.status == "succeeded" and job.attempts == 1
+    assert job.progress == 1.0 and job.current_epoch == 2 and job.step == job.total_steps
+    train_losses = [p.loss for p in points if p.loss is not None]
+    eval_losses = [p.eval_loss for p in points if p.eval_loss is not None]
+    assert train_losses[-1] < train_losses[0], train_losses
+    assert len(eval_losses) == 2, "one validation loss per epoch"
+    assert all(p.learning_rate is not None for p in points if p.loss is not None)
+    assert job.dataset_stats and job.dataset_stats["train_examples"] > 0
+
+    out = settings.checkpoint_dir.resolve() / job_id
+    assert (out / "train.log").read_text().count("step ") >= len(train_losses)
+    assert (out / "dataset" / "train.jsonl").is_file()
+    steps = sorted(c.step for c in checkpoints if Path(c.path).name.startswith("checkpoint-"))
+    assert steps and steps[-1] == job.total_steps
+    assert any(s % 5 == 0 for s in steps)
+
+    final = out / "final"
+    config = json.loads((final / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == settings.model_name_or_path
+    assert config["r"] == 16
+    weights = load_file(final / "adapter_model.safetensors")
+    lora_b = [t for name, t in weights.items() if "lora_B" in name]
+    assert lora_b and all(t.abs().sum() > 0 for t in lora_b), "LoRA B starts at zero and must have moved"
+    assert not any("lora" not in name for name in weights), "only adapter weights are saved"
+
+
+def test_job_with_unusable_skill_fails_with_a_code(settings: Settings, skills_root: Path) -> None:
+    job_id = make_job(settings, skills_root, num_epochs=1)
+    (skills_root / "commit-messages" / "SKILL.md").write_bytes(b"\x00\x01 binary now")
+    assert execute_job(job_id, settings=settings) == "failed"
+    with session_scope(settings) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+    assert job.error_code == "skill_invalid"
+    assert job.error_message
