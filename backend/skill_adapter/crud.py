@@ -74,8 +74,10 @@ def finish_job(
     status: str,
     error: dict[str, Any] | None = None,
     adapter_path: str | None = None,
+    worker_id: str | None = None,
 ) -> bool:
-    """Move a running job to a terminal status. False when it was not running any more."""
+    """Move a running job to a terminal status. False when it was not running any more (or, with
+    ``worker_id``, when another worker holds it now)."""
     values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
     if status == "succeeded":
         values.update(progress=1.0, eta_seconds=0.0)
@@ -84,9 +86,12 @@ def finish_job(
         values["error_message"] = error.get("message", "")
     if adapter_path is not None:
         values["adapter_path"] = adapter_path
+    conditions = [Job.id == job_id, Job.status == "running"]
+    if worker_id is not None:
+        conditions.append(Job.worker_id == worker_id)
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running")
+        .where(*conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -124,6 +129,36 @@ def request_cancel(*, session: Session, job_id: str) -> Job:
     )
     session.refresh(job)
     return job
+
+
+def heartbeat(*, session: Session, job_id: str, worker_id: str) -> bool:
+    """Renew the lease of a running job held by ``worker_id``; False when the job was taken back."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.worker_id == worker_id)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def expired_running_jobs(*, session: Session, lease: timedelta) -> Sequence[Job]:
+    """Running jobs whose worker has not sent a heartbeat within ``lease``."""
+    cutoff = utcnow() - lease
+    return session.scalars(
+        select(Job).where(Job.status == "running", func.coalesce(Job.heartbeat_at, Job.started_at) < cutoff)
+    ).all()
+
+
+def requeue_job(*, session: Session, job_id: str, worker_id: str | None) -> bool:
+    """Take a running job back from a worker that went silent (compare-and-set on its worker id)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.worker_id == worker_id)
+        .values(status="queued", worker_id=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def is_cancel_requested(*, session: Session, job_id: str) -> bool:

@@ -43,7 +43,7 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
     ctx = multiprocessing.get_context("spawn")
     child = ctx.Process(
         target=_child_main,
-        args=(job_id, settings.model_dump(mode="json"), os.getpid()),
+        args=(job_id, settings.model_dump(mode="json"), os.getpid(), worker_id),
         name=f"train-{job_id}",
     )
     child.start()
@@ -52,7 +52,13 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
         child.join(timeout=HEARTBEAT_SECONDS)
         if not child.is_alive():
             break
-        reporter.progress()  # heartbeat
+        with session_scope(settings) as session:
+            still_ours = crud.heartbeat(session=session, job_id=job_id, worker_id=worker_id)
+        if not still_ours:  # the reaper gave the job to another worker: stop this run for sure
+            log.warning("job %s was taken back from this worker; stopping its training process", job_id)
+            child.kill()
+            child.join()
+            return "lost"
         if reporter.cancel_requested():
             cancel_seen_at = cancel_seen_at or time.monotonic()
             if time.monotonic() - cancel_seen_at > CANCEL_GRACE_SECONDS:
@@ -94,13 +100,13 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _child_main(job_id: str, settings_data: dict[str, Any], parent_pid: int) -> None:
+def _child_main(job_id: str, settings_data: dict[str, Any], parent_pid: int, worker_id: str) -> None:
     _die_with_parent(parent_pid)
     settings = Settings.model_validate(settings_data)
-    run_claimed_job(job_id, settings=settings)
+    run_claimed_job(job_id, settings=settings, worker_id=worker_id)
 
 
-def run_claimed_job(job_id: str, *, settings: Settings) -> str:
+def run_claimed_job(job_id: str, *, settings: Settings, worker_id: str | None = None) -> str:
     """Train a job that this process's parent has claimed, and record how it ended."""
     output_dir = (settings.checkpoint_dir / job_id).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +126,14 @@ def run_claimed_job(job_id: str, *, settings: Settings) -> str:
     finally:
         _detach_log_handlers(handlers)
     with session_scope(settings) as session:
-        crud.finish_job(session=session, job_id=job_id, status=status, error=error, adapter_path=adapter_path)
+        crud.finish_job(
+            session=session,
+            job_id=job_id,
+            status=status,
+            error=error,
+            adapter_path=adapter_path,
+            worker_id=worker_id,
+        )
     reporter.log(f"job {status}" + (f": {error['message']}" if error else ""))
     return status
 

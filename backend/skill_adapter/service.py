@@ -131,3 +131,37 @@ def sweep_queued(*, settings: Settings, enqueue: Enqueue, older_than: float | No
     if sent:
         log.info("re-enqueued %d queued job(s): %s", len(sent), ", ".join(sent))
     return sent
+
+
+def reap_expired(*, settings: Settings, enqueue: Enqueue) -> list[str]:
+    """Take back running jobs whose worker died: requeue them (they resume from their last complete
+    checkpoint) or, after ``MAX_ATTEMPTS`` attempts, fail them with ``worker_lost``."""
+    handled = []
+    with session_scope(settings) as session:
+        expired = crud.expired_running_jobs(session=session, lease=timedelta(seconds=settings.job_lease_seconds))
+        for job in expired:
+            if job.cancel_requested:
+                crud.finish_job(session=session, job_id=job.id, status="cancelled")
+            elif job.attempts >= settings.max_attempts:
+                crud.finish_job(
+                    session=session,
+                    job_id=job.id,
+                    status="failed",
+                    error={
+                        "code": "worker_lost",
+                        "message": f"The worker running this job stopped responding {job.attempts} time(s); "
+                        "giving up. See the job's logs for the last thing it did.",
+                    },
+                )
+            elif crud.requeue_job(session=session, job_id=job.id, worker_id=job.worker_id):
+                crud.add_log(
+                    session=session,
+                    job_id=job.id,
+                    level="WARNING",
+                    message=f"worker {job.worker_id} stopped sending heartbeats; job requeued "
+                    f"(attempt {job.attempts + 1} of {settings.max_attempts} will resume from the last checkpoint)",
+                )
+                handled.append(job.id)
+    for job_id in handled:
+        enqueue_job(job_id, settings=settings, enqueue=enqueue)
+    return handled

@@ -34,3 +34,42 @@ def test_sweeper_ignores_jobs_that_left_the_queue(client: Any, settings: Setting
     with session_scope(settings) as session:
         crud.claim_job(session=session, job_id=job_id, worker_id="w")
     assert sweep_queued(settings=settings, enqueue=lambda _: None, older_than=0) == []
+
+
+def _age_heartbeat(settings: Settings, job_id: str, seconds: float) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from skill_adapter.models import Job, utcnow
+
+    with session_scope(settings) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(seconds=seconds)))
+
+
+def test_reaper_requeues_a_job_whose_worker_died_then_fails_it(client: Any, settings: Settings) -> None:
+    from skill_adapter.service import reap_expired
+
+    settings = settings.model_copy(update={"job_lease_seconds": 30, "max_attempts": 2})
+    job_id = client.post("/api/training/start", json={"skill_path": "commit-messages"}).json()["job_id"]
+    sent: list[str] = []
+
+    with session_scope(settings) as session:
+        assert crud.claim_job(session=session, job_id=job_id, worker_id="w1")
+    assert reap_expired(settings=settings, enqueue=sent.append) == []  # heartbeat is fresh
+    _age_heartbeat(settings, job_id, 60)
+    assert reap_expired(settings=settings, enqueue=sent.append) == [job_id]
+    assert sent == [job_id]
+    with session_scope(settings) as session:
+        assert crud.get_job(session=session, job_id=job_id).status == "queued"
+        # the old worker's lease is gone: its heartbeat and its finish are refused
+        assert not crud.heartbeat(session=session, job_id=job_id, worker_id="w1")
+        assert crud.claim_job(session=session, job_id=job_id, worker_id="w2")
+        assert not crud.finish_job(session=session, job_id=job_id, status="succeeded", worker_id="w1")
+
+    _age_heartbeat(settings, job_id, 60)
+    assert reap_expired(settings=settings, enqueue=sent.append) == []
+    status = client.get(f"/api/training/{job_id}/status").json()
+    assert status["status"] == "failed"
+    assert status["error"]["code"] == "worker_lost"
+    assert status["attempts"] == 2

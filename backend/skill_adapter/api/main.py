@@ -13,17 +13,18 @@ from skill_adapter.api.errors import install_error_handlers
 from skill_adapter.api.routes import system, training
 from skill_adapter.core.config import Settings, load_settings
 from skill_adapter.core.db import init_db
-from skill_adapter.service import Enqueue, sweep_queued
+from skill_adapter.service import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
 
 
 def _sweeper(settings: Settings, enqueue: Enqueue, stop: threading.Event) -> None:
-    """Re-enqueue queued jobs whose message was lost, at start-up and then periodically."""
+    """Re-enqueue queued jobs whose message was lost and take back jobs whose worker died, periodically."""
     first = True
     while not stop.is_set():
         try:
             # At start-up every queued job is re-sent: a worker that died took its received message along.
+            reap_expired(settings=settings, enqueue=enqueue)
             sweep_queued(settings=settings, enqueue=enqueue, older_than=0 if first else None)
             first = False
         except Exception as exc:  # the database or broker is down: try again next round

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         default=120, gt=0, description="Re-enqueue a job still queued this long after its last enqueue"
     )
     sweep_interval_seconds: float = Field(default=15, gt=0)
+    job_lease_seconds: float = Field(
+        default=60, gt=0, description="A running job without a heartbeat this long is taken back"
+    )
+    max_attempts: int = Field(default=3, ge=1, description="Attempts before a job whose worker keeps dying fails")
     trust_remote_code: bool = False
 
     @field_validator("model", mode="before")
