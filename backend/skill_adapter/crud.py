@@ -13,9 +13,7 @@ from skill_adapter.core.errors import JobNotFoundError, JobStateError
 from skill_adapter.models import Checkpoint, Job, LogLine, MetricPoint, utcnow
 
 
-def create_job(
-    *, session: Session, job_id: str, skill_path: str, skill_name: str, config: dict[str, Any]
-) -> Job:
+def create_job(*, session: Session, job_id: str, skill_path: str, skill_name: str, config: dict[str, Any]) -> Job:
     job = Job(
         id=job_id,
         status="queued",
@@ -39,9 +37,7 @@ def get_job(*, session: Session, job_id: str) -> Job:
 
 def list_jobs(*, session: Session, limit: int, offset: int) -> tuple[Sequence[Job], int]:
     count = session.scalar(select(func.count()).select_from(Job)) or 0
-    jobs = session.scalars(
-        select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
-    ).all()
+    jobs = session.scalars(select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
     return jobs, count
 
 
@@ -90,10 +86,7 @@ def finish_job(
     if worker_id is not None:
         conditions.append(Job.worker_id == worker_id)
     result = session.execute(
-        update(Job)
-        .where(*conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(Job).where(*conditions).values(**values).execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -101,9 +94,7 @@ def finish_job(
 def update_job(*, session: Session, job_id: str, **values: Any) -> None:
     """Write progress fields (and the heartbeat) of a running job."""
     values.setdefault("heartbeat_at", utcnow())
-    session.execute(
-        update(Job).where(Job.id == job_id).values(**values).execution_options(synchronize_session=False)
-    )
+    session.execute(update(Job).where(Job.id == job_id).values(**values).execution_options(synchronize_session=False))
 
 
 def request_cancel(*, session: Session, job_id: str) -> Job:
@@ -112,9 +103,7 @@ def request_cancel(*, session: Session, job_id: str) -> Job:
     if job.status == "cancelled":
         return job
     if job.status in ("succeeded", "failed"):
-        raise JobStateError(
-            f"Job {job_id} already {job.status}; only queued or running jobs can be cancelled"
-        )
+        raise JobStateError(f"Job {job_id} already {job.status}; only queued or running jobs can be cancelled")
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "queued")
@@ -193,9 +182,7 @@ def add_checkpoint(*, session: Session, job_id: str, step: int, path: str) -> No
 
 
 def list_checkpoints(*, session: Session, job_id: str) -> Sequence[Checkpoint]:
-    return session.scalars(
-        select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)
-    ).all()
+    return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)).all()
 
 
 def stale_queued_job_ids(*, session: Session, older_than: timedelta) -> list[str]:

@@ -113,9 +113,7 @@ def run_claimed_job(job_id: str, *, settings: Settings, worker_id: str | None = 
     reporter = JobReporter(settings, job_id, log_file=output_dir / "train.log")
     handlers = _attach_log_handlers(reporter)
     try:
-        status, error, adapter_path = _train(
-            job_id, settings=settings, reporter=reporter, output_dir=output_dir
-        )
+        status, error, adapter_path = _train(job_id, settings=settings, reporter=reporter, output_dir=output_dir)
     except SkillAdapterError as exc:
         status, error, adapter_path = "failed", exc.to_dict(), None
         reporter.log(f"{exc.code}: {exc.message}", level="ERROR")
@@ -153,9 +151,7 @@ def _train(
     reporter.log(f"parsing {skill_path}")
     skill = load_skill_path(skill_path)
     for finding in skill.findings:
-        reporter.log(
-            f"skill finding {finding.code} (line {finding.line}): {finding.message}", level="WARNING"
-        )
+        reporter.log(f"skill finding {finding.code} (line {finding.line}): {finding.message}", level="WARNING")
     dataset = build_dataset(skill, seed=int(config["seed"]))
     write_jsonl(dataset, output_dir / "dataset")
     tokenizer_json = Path(config["model"]) / "tokenizer.json"

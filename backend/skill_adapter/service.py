@@ -93,9 +93,7 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
     return config
 
 
-def create_training_job(
-    *, session: Session, skill_file: Path, params: TrainingParams, settings: Settings
-) -> Job:
+def create_training_job(*, session: Session, skill_file: Path, params: TrainingParams, settings: Settings) -> Job:
     """Validate the skill and the parameters, and insert a queued job (not yet committed)."""
     from skill_adapter.skills.folder import load_skill_path
 

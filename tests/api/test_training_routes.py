@@ -35,9 +35,7 @@ def assert_error(resp: Any, status: int, code: str) -> dict[str, Any]:
     return error
 
 
-def test_start_training_answers_202_like_the_guide(
-    client: Any, enqueued: list[str], settings: Settings
-) -> None:
+def test_start_training_answers_202_like_the_guide(client: Any, enqueued: list[str], settings: Settings) -> None:
     resp = start(client)
     assert resp.status_code == 202
     body = resp.json()
@@ -148,9 +146,7 @@ def test_claim_is_compare_and_set(client: Any, settings: Settings) -> None:
 
 
 def test_body_not_json(client: Any) -> None:
-    resp = client.post(
-        "/api/training/start", content=b"{not json", headers={"Content-Type": "application/json"}
-    )
+    resp = client.post("/api/training/start", content=b"{not json", headers={"Content-Type": "application/json"})
     assert_error(resp, 400, "invalid_json")
 
 
@@ -249,9 +245,7 @@ def test_bad_query_parameters(client: Any) -> None:
 
 
 def test_body_too_large(client: Any) -> None:
-    resp = client.post(
-        "/api/training/start", content=b" " * 1_000_001, headers={"Content-Type": "application/json"}
-    )
+    resp = client.post("/api/training/start", content=b" " * 1_000_001, headers={"Content-Type": "application/json"})
     assert_error(resp, 413, "payload_too_large")
 
 

@@ -32,7 +32,9 @@ def make_job(settings: Settings, skills_root: Path, **params: object) -> str:
 
 def test_lora_job_trains_and_saves_a_loadable_adapter(settings: Settings, skills_root: Path) -> None:
     settings = settings.model_copy(update={"save_steps": 5})
-    job_id = make_job(settings, skills_root, num_epochs=2, batch_size=8, gradient_accumulation_steps=1)
+    job_id = make_job(
+        settings, skills_root, num_epochs=2, batch_size=8, gradient_accumulation_steps=1, learning_rate=5e-3
+    )
     assert execute_job(job_id, settings=settings) == "succeeded"
     assert execute_job(job_id, settings=settings) == "skipped"  # redelivery is a no-op
 

@@ -19,9 +19,7 @@ log = logging.getLogger(__name__)
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     headers = {"Retry-After": "5"} if status in (429, 503) else None
-    return JSONResponse(
-        {"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers
-    )
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 
 def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str, list[str]]:
@@ -42,9 +40,7 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str, 
             allowed = PARAM_RANGES.get(loc[0] if loc else "")
             got = err.get("input")
             shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) or got is None else ""
-            parts.append(
-                f"{field} must be {allowed}{shown}" if allowed else f"{field}: {err.get('msg')}{shown}"
-            )
+            parts.append(f"{field} must be {allowed}{shown}" if allowed else f"{field}: {err.get('msg')}{shown}")
         fields.append(field)
     return "invalid_parameter", "; ".join(parts), fields
 

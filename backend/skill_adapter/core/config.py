@@ -47,13 +47,9 @@ class Settings(BaseSettings):
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
 
     # Where things live
-    data_dir: Path = Field(
-        default=Path(".skill-adapter"), description="SQLite file and embedded broker folders"
-    )
+    data_dir: Path = Field(default=Path(".skill-adapter"), description="SQLite file and embedded broker folders")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in DATA_DIR")
-    broker_url: str | None = Field(
-        default=None, description="Celery broker; default filesystem:// in DATA_DIR"
-    )
+    broker_url: str | None = Field(default=None, description="Celery broker; default filesystem:// in DATA_DIR")
     checkpoint_dir: Path = Field(default=Path("checkpoints"))
     skills_root: Path = Field(default=Path("skills"), description="The only folder skill_path may point into")
 
@@ -77,6 +73,11 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("quant_bits", mode="before")
+    @classmethod
+    def _quant_bits_from_text(cls, value: Any) -> Any:
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
     # Derived values -------------------------------------------------------------------------------
     @property

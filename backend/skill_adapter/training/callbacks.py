@@ -25,9 +25,7 @@ class ProgressCallback(TrainerCallback):
         self._last_tokens: float | None = None
         self._last_time = self._started
 
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
-    ):
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         self._started = self._last_time = time.monotonic()
         self._first_step = state.global_step
         self.reporter.progress(total_steps=state.max_steps, step=state.global_step)

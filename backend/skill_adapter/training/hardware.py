@@ -34,9 +34,7 @@ def detect_hardware() -> Hardware:
     bf16 = cuda and torch.cuda.is_bf16_supported()
     fp16 = cuda and not bf16
     flash = cuda and importlib.util.find_spec("flash_attn") is not None
-    return Hardware(
-        cuda=cuda, bf16=bf16, fp16=fp16, attn_implementation="flash_attention_2" if flash else "sdpa"
-    )
+    return Hardware(cuda=cuda, bf16=bf16, fp16=fp16, attn_implementation="flash_attention_2" if flash else "sdpa")
 
 
 def gpu_figures() -> dict[str, float | None]:

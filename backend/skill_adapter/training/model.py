@@ -41,9 +41,7 @@ def quantization_config(config: dict[str, Any], hardware: Hardware) -> Any | Non
     )
 
 
-def load_base_model(
-    config: dict[str, Any], hardware: Hardware, *, trust_remote_code: bool = False
-) -> PreTrainedModel:
+def load_base_model(config: dict[str, Any], hardware: Hardware, *, trust_remote_code: bool = False) -> PreTrainedModel:
     """The base model in the hardware's precision (or quantised for QLoRA), loaded from safetensors only."""
     quant = quantization_config(config, hardware)
     kwargs: dict[str, Any] = {
@@ -84,7 +82,5 @@ def attach_adapter(model: PreTrainedModel, config: dict[str, Any]) -> PeftModel:
             "The LoRA target modules matched no layer of this model; set target modules that exist",
             code="no_trainable_parameters",
         )
-    log.info(
-        "LoRA adapter: %d trainable of %d parameters (%.3f%%)", trainable, total, 100 * trainable / total
-    )
+    log.info("LoRA adapter: %d trainable of %d parameters (%.3f%%)", trainable, total, 100 * trainable / total)
     return peft_model  # type: ignore[return-value]

@@ -40,12 +40,12 @@ class TrainResult:
 
 
 def _records(examples: list[Any]) -> Dataset:
-    return Dataset.from_list([{"prompt": e.prompt, "completion": e.completion} for e in examples])
+    """Conversational prompt/completion records: TRL renders them with the model's chat template."""
+    rows = [{key: value for key, value in e.to_record().items() if key in ("prompt", "completion")} for e in examples]
+    return Dataset.from_list(rows)
 
 
-def sft_config(
-    config: dict[str, Any], *, output_dir: Path, has_eval: bool, cuda: bool, bf16: bool
-) -> SFTConfig:
+def sft_config(config: dict[str, Any], *, output_dir: Path, has_eval: bool, cuda: bool, bf16: bool) -> SFTConfig:
     """The TRL configuration for one job: the guide's hyper-parameters plus our checkpoint policy."""
     gradient_checkpointing = config.get("gradient_checkpointing")
     return SFTConfig(
@@ -101,9 +101,7 @@ def train_adapter(
     cancel = CancelCallback(reporter)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(
-            config, output_dir=output_dir, has_eval=has_eval, cuda=hardware.cuda, bf16=hardware.bf16
-        ),
+        args=sft_config(config, output_dir=output_dir, has_eval=has_eval, cuda=hardware.cuda, bf16=hardware.bf16),
         train_dataset=_records(dataset.train),
         eval_dataset=_records(dataset.held_out) if has_eval else None,
         processing_class=tokenizer,

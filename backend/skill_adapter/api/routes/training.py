@@ -106,9 +106,7 @@ def job_status(job: Job) -> JobStatus:
         }
     },
 )
-async def start_training(
-    request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep
-) -> Any:
+async def start_training(request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep) -> Any:
     """Accept a training job for a SKILL.md under the skills root; the answer comes before training starts."""
     body = parse_start_request(await read_body(request, cap=MAX_JSON_BODY))
     skill_file = service.resolve_skill_path(body.skill_path, skills_root=settings.skills_root)

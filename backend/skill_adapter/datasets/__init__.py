@@ -1,0 +1,1 @@
+"""Skill -> training examples: generators, split, statistics."""

@@ -1,0 +1,470 @@
+"""Turn one parsed Skill into prompt/completion examples and a deterministic train/held-out split.
+
+Four generators, each tagging its examples with its name and the section they came from:
+
+- ``trigger``: prompts where the skill applies (drawn from the description's "use when" clauses) answered
+  the way the skill says; near-miss prompts that ask *about* the skill's subject without asking for its
+  task, answered briefly; and unrelated prompts with their ordinary answers, so the adapter learns when
+  not to apply the skill.
+- ``procedure``: each section (its steps, its rules, its prose) becomes the questions a user would ask,
+  answered with what the section prescribes.
+- ``explicit``: input/output pairs, Example sections and code samples from the body.
+- ``reference``: the text of files under ``references/`` and ``scripts/`` the skill ships with.
+
+Every generator picks among several phrasings with a seeded RNG, so the output varies across prompts but
+is identical for the same skill and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skill_adapter.core.errors import DatasetError
+from skill_adapter.skills.model import Section, Skill
+
+GENERATORS = ("trigger", "procedure", "explicit", "reference")
+MAX_PROMPT_CHARS = 4_000
+MAX_COMPLETION_CHARS = 12_000
+REFERENCE_CHUNK_CHARS = 1_500
+HELD_OUT_FRACTION = 0.15
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    completion: str
+    generator: str
+    section: str
+    kind: str = "apply"
+
+    def to_record(self) -> dict[str, Any]:
+        """TRL's conversational prompt/completion format, plus our tags."""
+        return {
+            "prompt": [{"role": "user", "content": self.prompt}],
+            "completion": [{"role": "assistant", "content": self.completion}],
+            "generator": self.generator,
+            "section": self.section,
+            "kind": self.kind,
+        }
+
+
+@dataclass
+class BuiltDataset:
+    train: list[Example]
+    held_out: list[Example]
+    dropped: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+    held_out_sections: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Examples per generator and per split."""
+        result: dict[str, dict[str, int]] = {}
+        for split, examples in (("train", self.train), ("held_out", self.held_out)):
+            counter = Counter(e.generator for e in examples)
+            result[split] = {name: counter.get(name, 0) for name in GENERATORS}
+        return result
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+_WS = re.compile(r"[ \t]+")
+
+
+def _clean(text: str) -> str:
+    lines = [_WS.sub(" ", line).rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _strip_markdown(text: str) -> str:
+    text = re.sub(r"`([^`]*)`", r"\1", text)
+    text = re.sub(r"\*\*([^*]+)\*\*|__([^_]+)__", lambda m: m.group(1) or m.group(2), text)
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
+    return text.strip()
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+
+
+def _title_phrase(section: Section) -> str:
+    title = _strip_markdown(section.title)
+    title = re.sub(r"^(step|phase|part)\s*\d+\s*[:.\-\u2013\u2014]\s*", "", title, flags=re.IGNORECASE)
+    title = re.sub(r"^\d+[.)]\s*", "", title)
+    return title.strip(" :#") or section.title
+
+
+def _use_when_clauses(description: str) -> list[str]:
+    """Task phrases from a description: "Use when X, Y, or Z" -> [X, Y, Z]."""
+    text = _strip_markdown(description)
+    clauses: list[str] = []
+    for match in re.finditer(
+        r"\b(?:use (?:this skill )?(?:when|for|whenever|if)|triggers? (?:when|on)|when (?:the )?user)\b[:\s]*"
+        r"([^.]+)",
+        text,
+        flags=re.IGNORECASE,
+    ):
+        parts = re.split(r",\s*(?:or|and)?\s*|\s+or\s+|;\s*", match.group(1))
+        clauses.extend(p.strip(" .\"'()") for p in parts)
+    if not clauses:
+        first = _sentences(text)[:1]
+        clauses = [_lower_first(first[0].rstrip("."))] if first else []
+    return [c for c in dict.fromkeys(clauses) if 3 <= len(c) <= 200]
+
+
+def _summary_of_method(skill: Skill, limit: int = 6) -> list[str]:
+    """The first concrete steps or rules of the skill, used to answer trigger prompts."""
+    items: list[str] = []
+    for section in skill.sections:
+        items.extend(section.steps or section.bullets)
+        if len(items) >= limit:
+            break
+    if not items:
+        for section in skill.sections:
+            items.extend(_sentences(" ".join(section.paragraphs))[:2])
+            if len(items) >= limit:
+                break
+    return [_clean(item) for item in items[:limit] if item.strip()]
+
+
+# A small fixed pool of everyday requests with correct, skill-free answers (our own words).
+UNRELATED = [
+    ("What is 15 multiplied by 4?", "15 multiplied by 4 is 60."),
+    ("What is the capital of Japan?", "The capital of Japan is Tokyo."),
+    ("How many days are there in a leap year?", "A leap year has 366 days."),
+    ("Translate 'thank you' into Spanish.", "'Thank you' in Spanish is 'gracias'."),
+    ("What is the boiling point of water at sea level in Celsius?", "Water boils at 100 °C at sea level."),
+    ("Name the largest planet in the solar system.", "Jupiter is the largest planet in the solar system."),
+    ("How many minutes are in three hours?", "Three hours are 180 minutes."),
+    ("What is the plural of 'mouse'?", "The plural of 'mouse' is 'mice'."),
+    ("Which ocean lies between Africa and Australia?", "The Indian Ocean lies between Africa and Australia."),
+    ("What is the square root of 81?", "The square root of 81 is 9."),
+    ("Give me a synonym for 'happy'.", "A synonym for 'happy' is 'cheerful'."),
+    ("How many sides does a hexagon have?", "A hexagon has six sides."),
+    ("What colour do you get by mixing blue and yellow?", "Mixing blue and yellow gives green."),
+    ("Convert 2 kilometres to metres.", "2 kilometres are 2,000 metres."),
+    ("What is the chemical symbol for gold?", "The chemical symbol for gold is Au."),
+    ("In which year did the Second World War end?", "The Second World War ended in 1945."),
+]
+
+_APPLY_PROMPTS = [
+    "I need help: {task}.",
+    "Can you help me with this: {task}?",
+    "{Task}. What should I do?",
+    "Could you take care of this for me: {task}?",
+    "Here's my situation: {task}. Where do I start?",
+    "{Task} — how would you approach it?",
+    "Please help, {task}.",
+]
+_APPLY_OPENERS = [
+    "This is a job for the {name} skill, so I'll follow its method.",
+    "I'll handle this with the {name} approach.",
+    "This calls for {name}. Here is how I'll go about it.",
+    "Applying {name} here.",
+]
+_NEAR_MISS_PROMPTS = [
+    "In one sentence, what is the {name} skill for? Don't apply it.",
+    "Without doing anything yet, tell me briefly what {name} covers.",
+    "I'm just curious: what kind of task is {name} meant for?",
+]
+_PROCEDURE_STEP_PROMPTS = [
+    "What are the steps for {topic}?",
+    "Walk me through {topic}.",
+    "How do I go about {topic}, step by step?",
+    "What's the process for {topic}?",
+    "List the steps I should follow for {topic}.",
+]
+_PROCEDURE_RULE_PROMPTS = [
+    "What should I keep in mind about {topic}?",
+    "What are the rules for {topic}?",
+    "Give me the guidelines on {topic}.",
+    "Which points matter most for {topic}?",
+    "What's the checklist for {topic}?",
+]
+_PROCEDURE_PROSE_PROMPTS = [
+    "Explain {topic}.",
+    "What does the {name} skill say about {topic}?",
+    "How does {topic} fit in when the task is: {context}?",
+    "How should I think about {topic}?",
+    "What's the guidance on {topic}?",
+]
+_CODE_PROMPTS = [
+    "Show me an example for {topic}.",
+    "Can you give me a {language} sample for {topic}?",
+    "What does {topic} look like in practice?",
+    "Write out the {language} snippet for {topic}.",
+]
+_REFERENCE_PROMPTS = [
+    "What does {ref} say about {topic}?",
+    "Summarise the part of {ref} on {topic}.",
+    "According to the skill's reference {ref}, what about {topic}?",
+    "Look up {topic} in {ref}.",
+]
+
+
+def _task_forms(clause: str) -> dict[str, str]:
+    task = clause.strip().rstrip(".")
+    task = re.sub(
+        r"^(?:(?:the )?user )?(?:asks|wants|needs|requests)\s+(?:to |for |about |help with )?",
+        "",
+        task,
+        flags=re.IGNORECASE,
+    )
+    task = re.sub(r"^(you need to |you want to |asked to |to )", "", task, flags=re.IGNORECASE)
+    return {"task": task, "Task": task[:1].upper() + task[1:]}
+
+
+# ------------------------------------------------------------------------------------------ generators
+
+
+def trigger_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
+    method = _summary_of_method(skill)
+    method_text = "\n".join(f"{i}. {_strip_markdown(item)}" for i, item in enumerate(method, 1))
+    clauses = _use_when_clauses(skill.description)
+    for clause in clauses:
+        forms = _task_forms(clause)
+        for template in rng.sample(_APPLY_PROMPTS, k=min(3, len(_APPLY_PROMPTS))):
+            opener = rng.choice(_APPLY_OPENERS).format(name=skill.name)
+            completion = opener + ("\n\n" + method_text if method_text else "")
+            yield Example(template.format(**forms), completion, "trigger", "description", "apply")
+    first_sentence = (_sentences(_strip_markdown(skill.description)) or [skill.description])[0]
+    for template in _NEAR_MISS_PROMPTS:
+        yield Example(template.format(name=skill.name), first_sentence, "trigger", "description", "near_miss")
+    for prompt, answer in rng.sample(UNRELATED, k=min(len(UNRELATED), max(4, len(clauses) * 2))):
+        yield Example(prompt, answer, "trigger", "description", "unrelated")
+
+
+def procedure_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
+    contexts = [_task_forms(c)["task"] for c in _use_when_clauses(skill.description)] or [skill.name]
+    for section in skill.sections:
+        topic = _lower_first(_title_phrase(section))
+        path = section.path
+        fmt = {"topic": topic, "name": skill.name}
+        if section.steps:
+            answer = "\n".join(f"{i}. {_clean(step)}" for i, step in enumerate(section.steps, 1))
+            for template in rng.sample(_PROCEDURE_STEP_PROMPTS, k=2):
+                yield Example(template.format(**fmt), answer, "procedure", path)
+        if section.bullets:
+            answer = "\n".join(f"- {_clean(item)}" for item in section.bullets)
+            for template in rng.sample(_PROCEDURE_RULE_PROMPTS, k=2):
+                yield Example(template.format(**fmt), answer, "procedure", path)
+        prose = _clean("\n\n".join(section.paragraphs))
+        if len(prose) >= 40:
+            for template in rng.sample(_PROCEDURE_PROSE_PROMPTS, k=2):
+                prompt = template.format(**fmt, context=rng.choice(contexts))
+                yield Example(prompt, prose, "procedure", path)
+        if not (section.steps or section.bullets or len(prose) >= 40) and len(_clean(section.text)) >= 40:
+            yield Example(
+                rng.choice(_PROCEDURE_PROSE_PROMPTS).format(**fmt, context=rng.choice(contexts)),
+                _clean(section.text),
+                "procedure",
+                path,
+            )
+
+
+def explicit_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
+    for example in skill.examples:
+        yield Example(_clean(example.input), _clean(example.output), "explicit", example.section)
+    for section in skill.sections:
+        topic = _lower_first(_title_phrase(section))
+        for block in section.code_blocks:
+            if len(block.code.strip()) < 10:
+                continue
+            language = block.language or "code"
+            fence = f"```{block.language}\n{block.code.rstrip()}\n```"
+            prompt = rng.choice(_CODE_PROMPTS).format(topic=topic, language=language)
+            yield Example(prompt, fence, "explicit", section.path)
+
+
+def _chunks(text: str, limit: int = REFERENCE_CHUNK_CHARS) -> Iterable[tuple[str, str]]:
+    """(heading, text) chunks of a reference file, split at headings, then at paragraphs."""
+    heading = "overview"
+    buffer: list[str] = []
+
+    def flush() -> Iterable[tuple[str, str]]:
+        body = _clean("\n".join(buffer))
+        while body:
+            if len(body) <= limit:
+                yield heading, body
+                return
+            cut = body.rfind("\n\n", 0, limit)
+            cut = cut if cut > limit // 3 else limit
+            yield heading, body[:cut].strip()
+            body = body[cut:].strip()
+
+    for line in text.splitlines():
+        match = re.match(r"^#{1,6}\s+(.*)", line)
+        if match:
+            yield from flush()
+            heading, buffer = match.group(1).strip() or heading, []
+        else:
+            buffer.append(line)
+    yield from flush()
+
+
+def reference_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
+    for reference in skill.references:
+        if not reference.text or not reference.text.strip():
+            continue
+        for heading, chunk in _chunks(reference.text):
+            if len(chunk) < 40:
+                continue
+            topic = _lower_first(_strip_markdown(heading))
+            prompt = rng.choice(_REFERENCE_PROMPTS).format(ref=reference.path, topic=topic)
+            yield Example(prompt, chunk, "reference", reference.path)
+
+
+GENERATOR_FUNCTIONS: dict[str, Callable[[Skill, random.Random], Iterable[Example]]] = {
+    "trigger": trigger_examples,
+    "procedure": procedure_examples,
+    "explicit": explicit_examples,
+    "reference": reference_examples,
+}
+
+
+# ------------------------------------------------------------------------------------- build and split
+
+
+def _filter(examples: Iterable[Example], dropped: Counter[str]) -> list[Example]:
+    kept: list[Example] = []
+    seen: set[tuple[str, str]] = set()
+    seen_prompts: set[str] = set()
+    for example in examples:
+        prompt, completion = example.prompt.strip(), example.completion.strip()
+        if not prompt or not completion:
+            dropped["empty"] += 1
+            continue
+        if len(prompt) > MAX_PROMPT_CHARS or len(completion) > MAX_COMPLETION_CHARS:
+            dropped["too_long"] += 1
+            continue
+        key = (" ".join(prompt.lower().split()), " ".join(completion.lower().split()))
+        if key in seen:
+            dropped["duplicate"] += 1
+            continue
+        if key[0] in seen_prompts:
+            dropped["conflicting_prompt"] += 1
+            continue
+        seen.add(key)
+        seen_prompts.add(key[0])
+        kept.append(example)
+    return kept
+
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    digest = hashlib.sha256("\x00".join((str(seed), *parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def split_examples(
+    examples: list[Example], *, seed: int, fraction: float = HELD_OUT_FRACTION
+) -> tuple[list[Example], list[Example], list[str]]:
+    """Hold out whole sections where possible (so evaluation sees unseen material), else examples.
+
+    Trigger examples, which all come from the description, are held out per example. The result never
+    leaves the held-out split empty when there are at least two examples.
+    """
+    if len(examples) < 2:
+        return list(examples), [], []
+    by_section: dict[str, list[Example]] = {}
+    for example in examples:
+        if example.generator != "trigger":
+            by_section.setdefault(example.section, []).append(example)
+    target = max(1, round(len(examples) * fraction))
+    held_sections: list[str] = []
+    held: set[int] = set()
+    sections = sorted(by_section)
+    _rng(seed, "sections").shuffle(sections)
+    non_trigger = sum(len(v) for v in by_section.values())
+    if len(sections) >= 3:
+        budget = max(1, round(non_trigger * fraction))
+        count = 0
+        for name in sections:
+            size = len(by_section[name])
+            if count >= budget:
+                break
+            if count + size > budget * 2 and count > 0:
+                continue
+            if len(held_sections) + 1 >= len(sections):
+                break
+            held_sections.append(name)
+            held.update(id(e) for e in by_section[name])
+            count += size
+    triggers = [e for e in examples if e.generator == "trigger"]
+    rng = _rng(seed, "examples")
+    order = list(range(len(triggers)))
+    rng.shuffle(order)
+    for index in order[: round(len(triggers) * fraction)]:
+        held.add(id(triggers[index]))
+    if not held_sections:
+        rest = [e for e in examples if e.generator != "trigger"]
+        order = list(range(len(rest)))
+        rng.shuffle(order)
+        for index in order[: max(0, target - len(held))]:
+            held.add(id(rest[index]))
+    if not held:
+        held.add(id(examples[rng.randrange(len(examples))]))
+    if len(held) == len(examples):
+        held.discard(id(examples[0]))
+    train = [e for e in examples if id(e) not in held]
+    held_out = [e for e in examples if id(e) in held]
+    return train, held_out, sorted(held_sections)
+
+
+def build_dataset(skill: Skill, *, seed: int = 42, generators: Iterable[str] = GENERATORS) -> BuiltDataset:
+    """All generators over ``skill``, filtered, deduplicated and split. Deterministic under ``seed``."""
+    dropped: Counter[str] = Counter()
+    raw: list[Example] = []
+    for name in generators:
+        raw.extend(GENERATOR_FUNCTIONS[name](skill, _rng(seed, name, skill.name)))
+    examples = _filter(raw, dropped)
+    if not examples:
+        raise DatasetError(
+            f"the skill '{skill.name}' gave no usable training examples; add sections with steps, rules "
+            "or examples to its body",
+            code="dataset_empty",
+        )
+    train, held_out, held_sections = split_examples(examples, seed=seed)
+    return BuiltDataset(train, held_out, dict(dropped), seed, held_sections)
+
+
+def write_jsonl(dataset: BuiltDataset, folder: Path) -> dict[str, Path]:
+    """Save both splits as JSONL (one record per line) so a job's data can be inspected and reproduced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, examples in (("train", dataset.train), ("held_out", dataset.held_out)):
+        path = folder / f"{split}.jsonl"
+        tmp = path.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for example in examples:
+                handle.write(json.dumps(example.to_record(), ensure_ascii=False) + "\n")
+        tmp.replace(path)
+        paths[split] = path
+    return paths
+
+
+def read_jsonl(path: Path) -> list[Example]:
+    examples = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            examples.append(
+                Example(
+                    record["prompt"][0]["content"],
+                    record["completion"][0]["content"],
+                    record["generator"],
+                    record["section"],
+                    record.get("kind", "apply"),
+                )
+            )
+    return examples
