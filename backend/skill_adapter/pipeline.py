@@ -140,7 +140,7 @@ def _train(
     job_id: str, *, settings: Settings, reporter: JobReporter, output_dir: Path
 ) -> tuple[str, dict[str, Any] | None, str | None]:
     from skill_adapter.datasets.builder import build_dataset, write_jsonl
-    from skill_adapter.datasets.stats import dataset_stats
+    from skill_adapter.datasets.stats import dataset_stats, find_tokenizer_json
     from skill_adapter.skills.folder import load_skill_path
 
     with session_scope(settings) as session:
@@ -154,10 +154,9 @@ def _train(
         reporter.log(f"skill finding {finding.code} (line {finding.line}): {finding.message}", level="WARNING")
     dataset = build_dataset(skill, seed=int(config["seed"]))
     write_jsonl(dataset, output_dir / "dataset")
-    tokenizer_json = Path(config["model"]) / "tokenizer.json"
     stats = dataset_stats(
         dataset,
-        tokenizer_json=tokenizer_json if tokenizer_json.is_file() else None,
+        tokenizer_json=find_tokenizer_json(config["model"]),
         max_seq_length=int(config["max_seq_length"]),
     )
     reporter.progress(dataset_stats=stats, output_dir=str(output_dir))

@@ -68,6 +68,21 @@ class TrainingStartRequest(TrainingParams):
     skill_path: str = Field(min_length=1, max_length=4096)
 
 
+class PreviewUploadRequest(BaseModel):
+    """Form fields that may come with an uploaded skill to preview."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    seed: int | None = Field(default=None, ge=0)
+    max_seq_length: int | None = Field(default=None, ge=16)
+
+
+class PreviewRequest(PreviewUploadRequest):
+    """``POST /api/skills/preview`` with a skill on the server."""
+
+    skill_path: str = Field(min_length=1, max_length=4096)
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

@@ -108,6 +108,62 @@ def create_training_job(*, session: Session, skill_file: Path, params: TrainingP
     )
 
 
+def store_upload(filename: str, data: bytes, dest: Path) -> Path:
+    """Write an uploaded SKILL.md, or safely extract an uploaded skill folder, into ``dest``.
+
+    Returns the SKILL.md to use. ``dest`` belongs to one job (or one preview), never to the skills root.
+    """
+    from skill_adapter.skills.folder import extract_archive
+
+    lowered = filename.lower()
+    if lowered.endswith((".zip", ".tar.gz", ".tgz")):
+        return extract_archive(data, filename, dest) / "SKILL.md"
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / "SKILL.md"
+    target.write_bytes(data)
+    return target
+
+
+def upload_dir(settings: Settings, job_id: str) -> Path:
+    """Where an uploaded skill lives: beside the job's dataset and checkpoints."""
+    return settings.checkpoint_dir.resolve() / job_id / "skill"
+
+
+def preview_skill(
+    skill_file: Path,
+    *,
+    settings: Settings,
+    seed: int | None = None,
+    max_seq_length: int | None = None,
+    sample: int = 20,
+) -> dict[str, Any]:
+    """What a job on this skill would train on: the parsed skill, its findings, statistics and examples."""
+    from skill_adapter.datasets.builder import build_dataset
+    from skill_adapter.datasets.stats import dataset_stats, find_tokenizer_json
+    from skill_adapter.skills.folder import load_skill_path
+
+    skill = load_skill_path(skill_file)
+    seed = settings.seed if seed is None else seed
+    max_len = settings.max_seq_length if max_seq_length is None else max_seq_length
+    dataset = build_dataset(skill, seed=seed)
+    stats = dataset_stats(
+        dataset, tokenizer_json=find_tokenizer_json(settings.model_name_or_path), max_seq_length=max_len
+    )
+    skill_data = skill.to_dict()
+    findings = skill_data.pop("findings")
+    step = max(1, len(dataset.train) // max(1, sample))
+    examples = [{**e.to_record(), "split": "train"} for e in dataset.train[::step][: max(0, sample - 2)]] + [
+        {**e.to_record(), "split": "held_out"} for e in dataset.held_out[:2]
+    ]
+    return {
+        "skill": skill_data,
+        "findings": findings,
+        "dataset_stats": stats,
+        "examples": examples,
+        "model": settings.model_name_or_path,
+    }
+
+
 def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue) -> bool:
     """Send a committed job's id to the queue. A failure is logged; the sweeper tries again later."""
     try:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from skill_adapter.api.errors import install_error_handlers
-from skill_adapter.api.routes import system, training
+from skill_adapter.api.routes import skills, system, training
 from skill_adapter.core.config import Settings, load_settings
 from skill_adapter.core.db import init_db
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
@@ -66,4 +66,5 @@ def create_app(
     install_error_handlers(app)
     app.include_router(training.router)
     app.include_router(system.router)
+    app.include_router(skills.router)
     return app

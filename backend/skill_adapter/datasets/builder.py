@@ -99,28 +99,74 @@ def _sentences(text: str) -> list[str]:
 
 
 def _title_phrase(section: Section) -> str:
-    title = _strip_markdown(section.title)
+    title = _topic(_strip_markdown(section.title))
     title = re.sub(r"^(step|phase|part)\s*\d+\s*[:.\-\u2013\u2014]\s*", "", title, flags=re.IGNORECASE)
     title = re.sub(r"^\d+[.)]\s*", "", title)
     return title.strip(" :#") or section.title
 
 
-def _use_when_clauses(description: str) -> list[str]:
-    """Task phrases from a description: "Use when X, Y, or Z" -> [X, Y, Z]."""
+_CUE = re.compile(
+    r"\b(?:use (?:this(?: skill)?|it )?\s*(?:when(?:ever)?|for|if|before|while|to)|triggers? (?:when|on)"
+    r"|when (?:the )?user|applies when|for when)\b[:\s]*([^.]+)",
+    re.IGNORECASE,
+)
+_THIRD_PERSON = re.compile(r"^([A-Z][a-z]+?)(ies|es|s)\b")
+
+
+def _third_person_to_request(sentence: str) -> str | None:
+    """"Writes clear commit messages." -> "write clear commit messages"; None when it is not a verb phrase."""
+    match = _THIRD_PERSON.match(sentence)
+    if not match:
+        return None
+    stem, ending = match.group(1), match.group(2)
+    if ending == "ies":
+        verb = stem + "y"
+    elif ending == "es" and stem.endswith(("ch", "sh", "ss", "x", "z")):
+        verb = stem
+    elif ending == "es":
+        verb = stem + "e"
+    else:
+        verb = stem
+    return (verb.lower() + sentence[match.end() :]).rstrip(" .")
+
+
+def _use_when_clauses(description: str) -> list[tuple[str, str]]:
+    """(kind, phrase) task phrases from a description.
+
+    "Use when X, Y, or Z" gives situations X, Y and Z; "Use for/before X" gives subjects; a description
+    that starts with a verb ("Writes commit messages") gives a request ("write commit messages").
+    """
     text = _strip_markdown(description)
-    clauses: list[str] = []
-    for match in re.finditer(
-        r"\b(?:use (?:this skill )?(?:when|for|whenever|if)|triggers? (?:when|on)|when (?:the )?user)\b[:\s]*"
-        r"([^.]+)",
-        text,
-        flags=re.IGNORECASE,
-    ):
-        parts = re.split(r",\s*(?:or|and)?\s*|\s+or\s+|;\s*", match.group(1))
-        clauses.extend(p.strip(" .\"'()") for p in parts)
-    if not clauses:
-        first = _sentences(text)[:1]
-        clauses = [_lower_first(first[0].rstrip("."))] if first else []
-    return [c for c in dict.fromkeys(clauses) if 3 <= len(c) <= 200]
+    clauses: list[tuple[str, str]] = []
+    for match in _CUE.finditer(text):
+        cue = match.group(0)[: match.start(1) - match.start(0)].lower()
+        kind = "situation" if "when" in cue or "if" in cue or "user" in cue else "subject"
+        parts = re.split(r",\s*(?:or|and)?\s*|\s+(?:or|and)\s+|;\s*|\s+[-\u2013\u2014]\s+|:\s+", match.group(1))
+        clauses.extend((kind, p.strip(" .\"'()")) for p in parts)
+    first = (_sentences(text) or [""])[0]
+    request = _third_person_to_request(first)
+    if request:
+        clauses.insert(0, ("request", request))
+    if not clauses and first:
+        clauses = [("subject", _lower_first(first.rstrip(".")))]
+    seen: set[str] = set()
+    result = []
+    for kind, phrase in clauses:
+        if 3 <= len(phrase) <= 200 and phrase.lower() not in seen and len(phrase.split()) >= 2:
+            seen.add(phrase.lower())
+            result.append((kind, phrase))
+    return result[:8]
+
+
+def _topic(title: str) -> str:
+    """A heading as a phrase inside a sentence: Title Case words lowered, acronyms and CamelCase kept."""
+    words = []
+    for word in title.split():
+        parts = word.split("-")
+        if all(p[:1].isupper() and (p[1:].islower() or not p[1:]) for p in parts if p):
+            word = word.lower()
+        words.append(word)
+    return " ".join(words)
 
 
 def _summary_of_method(skill: Skill, limit: int = 6) -> list[str]:
@@ -158,15 +204,29 @@ UNRELATED = [
     ("In which year did the Second World War end?", "The Second World War ended in 1945."),
 ]
 
-_APPLY_PROMPTS = [
-    "I need help: {task}.",
-    "Can you help me with this: {task}?",
-    "{Task}. What should I do?",
-    "Could you take care of this for me: {task}?",
-    "Here's my situation: {task}. Where do I start?",
-    "{Task} — how would you approach it?",
-    "Please help, {task}.",
-]
+_APPLY_PROMPTS = {
+    "situation": [
+        "I need help: {task}.",
+        "Can you help me with this: {task}?",
+        "{Task}. What should I do?",
+        "Here's my situation: {task}. Where do I start?",
+        "{Task} \u2014 how would you approach it?",
+    ],
+    "subject": [
+        "I need help with {task}.",
+        "Can you help me with {task}?",
+        "I'm working on {task}. How should I go about it?",
+        "What's the best way to handle {task}?",
+        "Please take care of {task} for me.",
+    ],
+    "request": [
+        "Can you {task}?",
+        "Please {task}.",
+        "I'd like you to {task}.",
+        "Could you {task} for me?",
+        "Help me {task}.",
+    ],
+}
 _APPLY_OPENERS = [
     "This is a job for the {name} skill, so I'll follow its method.",
     "I'll handle this with the {name} approach.",
@@ -232,23 +292,29 @@ def trigger_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
     method = _summary_of_method(skill)
     method_text = "\n".join(f"{i}. {_strip_markdown(item)}" for i, item in enumerate(method, 1))
     clauses = _use_when_clauses(skill.description)
-    for clause in clauses:
+    for kind, clause in clauses:
         forms = _task_forms(clause)
-        for template in rng.sample(_APPLY_PROMPTS, k=min(3, len(_APPLY_PROMPTS))):
+        templates = _APPLY_PROMPTS[kind]
+        for template in rng.sample(templates, k=min(3, len(templates))):
             opener = rng.choice(_APPLY_OPENERS).format(name=skill.name)
             completion = opener + ("\n\n" + method_text if method_text else "")
             yield Example(template.format(**forms), completion, "trigger", "description", "apply")
     first_sentence = (_sentences(_strip_markdown(skill.description)) or [skill.description])[0]
-    for template in _NEAR_MISS_PROMPTS:
-        yield Example(template.format(name=skill.name), first_sentence, "trigger", "description", "near_miss")
+    answers = [
+        f"{skill.name} is a skill for this: {first_sentence}",
+        f"It covers the following. {first_sentence}",
+        f"In short: {first_sentence}",
+    ]
+    for template, answer in zip(_NEAR_MISS_PROMPTS, answers, strict=True):
+        yield Example(template.format(name=skill.name), answer, "trigger", "description", "near_miss")
     for prompt, answer in rng.sample(UNRELATED, k=min(len(UNRELATED), max(4, len(clauses) * 2))):
         yield Example(prompt, answer, "trigger", "description", "unrelated")
 
 
 def procedure_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
-    contexts = [_task_forms(c)["task"] for c in _use_when_clauses(skill.description)] or [skill.name]
+    contexts = [_task_forms(c)["task"] for _, c in _use_when_clauses(skill.description)] or [skill.name]
     for section in skill.sections:
-        topic = _lower_first(_title_phrase(section))
+        topic = _title_phrase(section)
         path = section.path
         fmt = {"topic": topic, "name": skill.name}
         if section.steps:
@@ -277,7 +343,7 @@ def explicit_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
     for example in skill.examples:
         yield Example(_clean(example.input), _clean(example.output), "explicit", example.section)
     for section in skill.sections:
-        topic = _lower_first(_title_phrase(section))
+        topic = _title_phrase(section)
         for block in section.code_blocks:
             if len(block.code.strip()) < 10:
                 continue
@@ -320,7 +386,7 @@ def reference_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
         for heading, chunk in _chunks(reference.text):
             if len(chunk) < 40:
                 continue
-            topic = _lower_first(_strip_markdown(heading))
+            topic = _topic(_strip_markdown(heading))
             prompt = rng.choice(_REFERENCE_PROMPTS).format(ref=reference.path, topic=topic)
             yield Example(prompt, chunk, "reference", reference.path)
 

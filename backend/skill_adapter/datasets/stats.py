@@ -68,3 +68,18 @@ def dataset_stats(dataset: BuiltDataset, *, tokenizer_json: Path | None, max_seq
         "over_max_seq_length": sum(1 for n in lengths if n > max_seq_length),
         "seed": dataset.seed,
     }
+
+
+def find_tokenizer_json(model: str) -> Path | None:
+    """The model's ``tokenizer.json``: in a local folder, or already in the Hugging Face cache (no download)."""
+    local = Path(model).expanduser()
+    if local.is_dir():
+        candidate = local / "tokenizer.json"
+        return candidate if candidate.is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "tokenizer.json")
+    except Exception:  # an id the hub library refuses: no statistics, not an error
+        return None
+    return Path(cached) if isinstance(cached, str) else None

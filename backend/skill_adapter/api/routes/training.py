@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
-from pydantic import ValidationError
 
 from skill_adapter import crud, service
 from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
-from skill_adapter.api.errors import describe_validation_errors
-from skill_adapter.core.errors import InvalidJSONError, InvalidParameterError, PayloadTooLargeError
+from skill_adapter.api.uploads import read_skill_request, upload_schema
 from skill_adapter.models import Job
 from skill_adapter.schemas import (
     CheckpointPublic,
@@ -26,43 +24,13 @@ from skill_adapter.schemas import (
     LogsPage,
     MetricPointPublic,
     MetricsPage,
+    TrainingParams,
     TrainingStartRequest,
 )
 
 router = APIRouter(prefix="/api/training", tags=["training"])
 
-MAX_JSON_BODY = 1_000_000
 JobId = Annotated[str, "job id"]
-
-
-async def read_body(request: Request, *, cap: int) -> bytes:
-    """The request body, refused with 413 once it passes ``cap`` bytes (declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
-        raise PayloadTooLargeError(f"The request body is larger than {cap} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise PayloadTooLargeError(f"The request body is larger than {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_start_request(raw: bytes) -> TrainingStartRequest:
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise InvalidJSONError(
-            "The request body is not valid JSON; send a JSON object with Content-Type: application/json"
-        ) from None
-    if not isinstance(data, dict):
-        raise InvalidParameterError("The request body must be a JSON object.")
-    try:
-        return TrainingStartRequest.model_validate(data)
-    except ValidationError as exc:
-        _, message, fields = describe_validation_errors(list(exc.errors()))
-        raise InvalidParameterError(message, fields=fields) from None
 
 
 def _error(job: Job) -> ErrorBody | None:
@@ -102,15 +70,36 @@ def job_status(job: Job) -> JobStatus:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": TrainingStartRequest.model_json_schema()}},
+            "content": {
+                "application/json": {"schema": TrainingStartRequest.model_json_schema()},
+                "multipart/form-data": {"schema": upload_schema(TrainingParams)},
+            },
         }
     },
 )
 async def start_training(request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep) -> Any:
-    """Accept a training job for a SKILL.md under the skills root; the answer comes before training starts."""
-    body = parse_start_request(await read_body(request, cap=MAX_JSON_BODY))
-    skill_file = service.resolve_skill_path(body.skill_path, skills_root=settings.skills_root)
-    job = service.create_training_job(session=session, skill_file=skill_file, params=body, settings=settings)
+    """Accept a training job; the answer comes before training starts.
+
+    JSON names a SKILL.md under the skills root (``skill_path``); multipart uploads one in the field
+    ``file`` (a SKILL.md, or a skill folder as .zip / .tar.gz), with hyper-parameters as form fields.
+    """
+    body = await read_skill_request(request, json_model=TrainingStartRequest, upload_model=TrainingParams)
+    params = cast(TrainingParams, body.fields)
+    if body.upload is None:
+        skill_path = cast(TrainingStartRequest, params).skill_path
+        skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
+        job = service.create_training_job(session=session, skill_file=skill_file, params=params, settings=settings)
+    else:
+        job_id = service.new_job_id()
+        folder = service.upload_dir(settings, job_id)
+        try:
+            skill_file = service.store_upload(body.upload.filename, body.upload.data, folder)
+            job = service.create_training_job(
+                session=session, skill_file=skill_file, params=params, settings=settings, job_id=job_id
+            )
+        except BaseException:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+            raise
     session.commit()
     service.enqueue_job(job.id, settings=settings, enqueue=enqueue)
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
