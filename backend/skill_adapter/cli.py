@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import logging
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from skill_adapter.core.config import ConfigError, Settings, load_settings
 
@@ -151,6 +153,51 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def format_preview(result: dict[str, Any], *, examples: int = 5) -> str:
+    """The preview as text: the skill, its findings, the dataset statistics and a few examples."""
+    skill, stats = result["skill"], result["dataset_stats"]
+    lines = [f"skill: {skill['name']}  ({skill.get('source') or ''})", f"description: {skill['description']}"]
+    lines.append(f"sections: {len(skill['sections'])}  references: {len(skill['references'])}")
+    lines.append(f"findings: {len(result['findings'])}")
+    for finding in result["findings"]:
+        where = f"line {finding['line']}" if finding.get("line") else "-"
+        lines.append(f"  {finding['severity']:<7} {finding['code']:<22} {where:<9} {finding['message']}")
+    lines.append(
+        f"dataset: {stats['train_examples']} train, {stats['held_out_examples']} held-out (seed {stats['seed']})"
+    )
+    for split in ("train", "held_out"):
+        counts = ", ".join(f"{name} {n}" for name, n in stats["by_generator"][split].items())
+        lines.append(f"  {split:<9} {counts}")
+    if stats["dropped"]:
+        lines.append("  dropped   " + ", ".join(f"{reason} {n}" for reason, n in stats["dropped"].items()))
+    tokens = stats["tokens"]["all"]
+    how = "tokens" if stats["tokens"]["exact"] else "tokens (estimated, no tokenizer.json)"
+    lines.append(
+        f"{how}: min {tokens['min']}, median {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}; "
+        f"{stats['over_max_seq_length']} over max_seq_length {stats['max_seq_length']}"
+    )
+    for example in result["examples"][:examples]:
+        prompt = example["prompt"][0]["content"]
+        completion = example["completion"][0]["content"].replace("\n", " / ")
+        lines.append(f"- [{example['split']}/{example['generator']}] {prompt}")
+        lines.append(f"    -> {completion[:160]}{'...' if len(completion) > 160 else ''}")
+    return "\n".join(lines)
+
+
+def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from skill_adapter.core.errors import SkillAdapterError
+    from skill_adapter.service import preview_skill
+
+    skill_file = Path(args.skill).expanduser()
+    try:
+        result = preview_skill(skill_file, settings=settings, seed=args.seed, max_seq_length=args.max_seq_length)
+    except SkillAdapterError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str) if args.json else format_preview(result, examples=args.examples))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skill-adapter", description="Turn a SKILL.md into a LoRA adapter.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-steps", type=int)
     train.add_argument("--seed", type=int)
     train.set_defaults(func=cmd_train)
+
+    preview = sub.add_parser("preview", help="show what a SKILL.md would train on, without training")
+    preview.add_argument("skill", help="path to a SKILL.md (or its folder)")
+    preview.add_argument("--seed", type=int)
+    preview.add_argument("--max-seq-length", type=int)
+    preview.add_argument("--examples", type=int, default=5, help="how many examples to print")
+    preview.add_argument("--json", action="store_true", help="print the same JSON as POST /api/skills/preview")
+    preview.set_defaults(func=cmd_preview)
     return parser
 
 

@@ -93,7 +93,9 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
     return config
 
 
-def create_training_job(*, session: Session, skill_file: Path, params: TrainingParams, settings: Settings) -> Job:
+def create_training_job(
+    *, session: Session, skill_file: Path, params: TrainingParams, settings: Settings, job_id: str | None = None
+) -> Job:
     """Validate the skill and the parameters, and insert a queued job (not yet committed)."""
     from skill_adapter.skills.folder import load_skill_path
 
@@ -101,7 +103,7 @@ def create_training_job(*, session: Session, skill_file: Path, params: TrainingP
     config = resolve_config(params, settings=settings)
     return crud.create_job(
         session=session,
-        job_id=new_job_id(),
+        job_id=job_id or new_job_id(),
         skill_path=str(skill_file),
         skill_name=skill.name,
         config=config,

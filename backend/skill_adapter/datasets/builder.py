@@ -114,7 +114,7 @@ _THIRD_PERSON = re.compile(r"^([A-Z][a-z]+?)(ies|es|s)\b")
 
 
 def _third_person_to_request(sentence: str) -> str | None:
-    """"Writes clear commit messages." -> "write clear commit messages"; None when it is not a verb phrase."""
+    """ "Writes clear commit messages." -> "write clear commit messages"; None when it is not a verb phrase."""
     match = _THIRD_PERSON.match(sentence)
     if not match:
         return None
@@ -130,6 +130,26 @@ def _third_person_to_request(sentence: str) -> str | None:
     return (verb.lower() + sentence[match.end() :]).rstrip(" .")
 
 
+_ASKS = re.compile(
+    r"^(?:(?:the )?user |they |you )?(?:asks?|wants?|needs?|requests?|is asked)\s+"
+    r"(?:(how )?to |(for |about |help with ))?",
+    re.IGNORECASE,
+)
+
+
+def _classify(kind: str, phrase: str) -> tuple[str, str]:
+    """ "asks for a commit message" is a subject, "wants to summarise a diff" a request."""
+    match = _ASKS.match(phrase)
+    if not match or kind != "situation":
+        return kind, phrase
+    rest = phrase[match.end() :]
+    if match.group(2):
+        return "subject", rest
+    if match.group(1) is not None or match.group(0).rstrip().endswith(" to"):
+        return "request", rest
+    return kind, phrase
+
+
 def _use_when_clauses(description: str) -> list[tuple[str, str]]:
     """(kind, phrase) task phrases from a description.
 
@@ -142,7 +162,7 @@ def _use_when_clauses(description: str) -> list[tuple[str, str]]:
         cue = match.group(0)[: match.start(1) - match.start(0)].lower()
         kind = "situation" if "when" in cue or "if" in cue or "user" in cue else "subject"
         parts = re.split(r",\s*(?:or|and)?\s*|\s+(?:or|and)\s+|;\s*|\s+[-\u2013\u2014]\s+|:\s+", match.group(1))
-        clauses.extend((kind, p.strip(" .\"'()")) for p in parts)
+        clauses.extend(_classify(kind, p.strip(" .\"'()")) for p in parts)
     first = (_sentences(text) or [""])[0]
     request = _third_person_to_request(first)
     if request:
