@@ -54,6 +54,12 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
             break
         with session_scope(settings) as session:
             still_ours = crud.heartbeat(session=session, job_id=job_id, worker_id=worker_id)
+        if not still_ours and _finished_by(settings, job_id, worker_id):
+            child.join(timeout=30)  # the child recorded the outcome and is exiting
+            if child.is_alive():
+                child.kill()
+                child.join()
+            break
         if not still_ours:  # the reaper gave the job to another worker: stop this run for sure
             log.warning("job %s was taken back from this worker; stopping its training process", job_id)
             child.kill()
@@ -87,6 +93,13 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
         session.flush()
         session.refresh(job)
         return job.status
+
+
+def _finished_by(settings: Settings, job_id: str, worker_id: str) -> bool:
+    """Whether this worker's own training process already moved the job to a terminal status."""
+    with session_scope(settings) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        return job.worker_id == worker_id and job.is_terminal
 
 
 def _die_with_parent(parent_pid: int) -> None:

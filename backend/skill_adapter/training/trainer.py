@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, disable_progress_bars
 from transformers import set_seed
+from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from skill_adapter.core.errors import TrainingError
@@ -68,7 +69,7 @@ def sft_config(config: dict[str, Any], *, output_dir: Path, has_eval: bool, cuda
         bf16=bf16,
         fp16=cuda and not bf16,
         use_cpu=not cuda,
-        gradient_checkpointing=bool(cuda if gradient_checkpointing is None else gradient_checkpointing),
+        activation_checkpointing=bool(cuda if gradient_checkpointing is None else gradient_checkpointing),
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -86,6 +87,7 @@ def train_adapter(
 ) -> TrainResult:
     """Train, checkpointing into ``output_dir``; resume from its newest complete checkpoint if any."""
     hardware = detect_hardware()
+    disable_progress_bars()  # dataset tokenisation bars would interleave with the job's own progress
     set_seed(int(config["seed"]))
     reporter.log(
         f"loading {config['model']} ({config['adapter_type']}"
@@ -107,6 +109,7 @@ def train_adapter(
         processing_class=tokenizer,
         callbacks=[progress, CheckpointCallback(reporter, output_dir), cancel],
     )
+    trainer.remove_callback(PrinterCallback)  # our ProgressCallback logs every step to the job instead
     resume = latest_complete_checkpoint(output_dir)
     if resume is not None:
         reporter.log(f"resuming from {resume.name}")
