@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,11 @@ PARAM_RANGES: dict[str, str] = {
     "save_steps": "a positive integer",
     "logging_steps": "a positive integer",
     "seed": "a non-negative integer",
+    "target_modules": '"all-linear" or a list of module names such as ["q_proj", "v_proj"]',
+    "packing": "true or false",
+    "gradient_checkpointing": "true or false",
+    "eval_steps": "a positive integer",
+    "init_adapter": "the job_id of a succeeded job trained on the same base model",
     "skill_path": "a path to a SKILL.md under the skills root",
 }
 
@@ -39,6 +44,10 @@ HYPERPARAMETERS = (
     "save_steps",
     "logging_steps",
     "seed",
+    "target_modules",
+    "packing",
+    "gradient_checkpointing",
+    "eval_steps",
 )
 
 
@@ -60,6 +69,13 @@ class TrainingParams(BaseModel):
     save_steps: int | None = Field(default=None, ge=1)
     logging_steps: int | None = Field(default=None, ge=1)
     seed: int | None = Field(default=None, ge=0)
+    target_modules: Literal["all-linear"] | list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]] | None = Field(
+        default=None, min_length=1
+    )
+    packing: bool | None = None
+    gradient_checkpointing: bool | None = None
+    eval_steps: int | None = Field(default=None, ge=1)
+    init_adapter: str | None = Field(default=None, pattern=r"^train-[0-9a-f]{6,32}$")
 
 
 class TrainingStartRequest(TrainingParams):

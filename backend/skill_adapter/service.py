@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -73,6 +74,12 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
         "save_steps": settings.save_steps,
         "logging_steps": settings.logging_steps,
         "seed": settings.seed,
+        "target_modules": (
+            "all-linear" if settings.target_modules == "all-linear" else settings.target_modules.split(",")
+        ),
+        "packing": settings.packing,
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "eval_steps": settings.eval_steps,
     }
     config = {name: given.get(name, defaults[name]) for name in HYPERPARAMETERS}
     config["model"] = settings.model_name_or_path
@@ -101,6 +108,11 @@ def create_training_job(
 
     skill = load_skill_path(skill_file)
     config = resolve_config(params, settings=settings)
+    if params.init_adapter is not None:
+        config["init_adapter"] = params.init_adapter
+        config["init_adapter_path"] = resolve_init_adapter(
+            session=session, job_id=params.init_adapter, model=config["model"]
+        )
     return crud.create_job(
         session=session,
         job_id=job_id or new_job_id(),
@@ -108,6 +120,32 @@ def create_training_job(
         skill_name=skill.name,
         config=config,
     )
+
+
+def resolve_init_adapter(*, session: Session, job_id: str, model: str) -> str:
+    """The final adapter of a succeeded job on the same base model, to continue training from."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise InvalidParameterError(f"init_adapter {job_id!r} is not a known job", field="init_adapter")
+    adapter = Path(job.adapter_path) if job.adapter_path else None
+    if job.status != "succeeded" or adapter is None or not (adapter / "adapter_config.json").is_file():
+        raise InvalidParameterError(
+            f"init_adapter {job_id!r} has no final adapter (status {job.status}); name a succeeded job",
+            field="init_adapter",
+        )
+    try:
+        base = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError):
+        raise InvalidParameterError(
+            f"init_adapter {job_id!r}: its adapter_config.json is unreadable", field="init_adapter"
+        ) from None
+    if base != model:
+        raise InvalidParameterError(
+            f"init_adapter {job_id!r} was trained on {base!r}, but this server trains {model!r}; "
+            "an adapter only continues on the base model it was trained on",
+            field="init_adapter",
+        )
+    return str(adapter)
 
 
 def store_upload(filename: str, data: bytes, dest: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,15 @@ class Settings(BaseSettings):
     lora_r: int = Field(default=16, ge=1, le=256)
     lora_alpha: float = Field(default=32, gt=0)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: str = Field(
+        default="all-linear",
+        description="LoRA targets: all-linear, or module names separated by commas (q_proj,v_proj)",
+    )
+
+    # Efficiency and evaluation
+    packing: bool = Field(default=False, description="Pack short examples into full rows (padding-free)")
+    gradient_checkpointing: bool | None = Field(default=None, description="Unset: on for CUDA, off on the CPU")
+    eval_steps: int | None = Field(default=None, ge=1, description="Also evaluate every N steps (always per epoch)")
 
     # Where things live
     data_dir: Path = Field(default=Path(".skill-adapter"), description="SQLite file and embedded broker folders")
@@ -73,6 +83,19 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("gradient_checkpointing", "eval_steps", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("target_modules")
+    @classmethod
+    def _target_modules_listed(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names or any(not re.fullmatch(r"[A-Za-z0-9_.\-]+", name) for name in names):
+            raise ValueError("must be all-linear or module names separated by commas, such as q_proj,v_proj")
+        return ",".join(names)
 
     @field_validator("quant_bits", mode="before")
     @classmethod

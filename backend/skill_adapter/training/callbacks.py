@@ -104,6 +104,8 @@ class CheckpointCallback(TrainerCallback):
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         control.should_save = True
+        if str(args.eval_strategy).endswith("steps"):  # with EVAL_STEPS, still evaluate at every epoch end
+            control.should_evaluate = True
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         folder = self.output_dir / f"checkpoint-{state.global_step}"

@@ -74,8 +74,13 @@ def lora_config(config: dict[str, Any]) -> LoraConfig:
 
 
 def attach_adapter(model: PreTrainedModel, config: dict[str, Any]) -> PeftModel:
-    """Wrap ``model`` with a fresh LoRA adapter; refuse a configuration that trains nothing."""
-    peft_model = get_peft_model(model, lora_config(config))
+    """Wrap ``model`` with a LoRA adapter: a fresh one, or the trainable copy of ``init_adapter_path``
+    (further fine-tuning of an earlier job's result). Refuse a configuration that trains nothing."""
+    if config.get("init_adapter_path"):
+        log.info("continuing from the adapter in %s", config["init_adapter_path"])
+        peft_model = PeftModel.from_pretrained(model, config["init_adapter_path"], is_trainable=True)
+    else:
+        peft_model = get_peft_model(model, lora_config(config))
     trainable, total = peft_model.get_nb_trainable_parameters()
     if trainable == 0:
         raise TrainingError(

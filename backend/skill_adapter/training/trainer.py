@@ -40,9 +40,18 @@ class TrainResult:
     train_loss: float | None
 
 
-def _records(examples: list[Any]) -> Dataset:
-    """Conversational prompt/completion records: TRL renders them with the model's chat template."""
-    rows = [{key: value for key, value in e.to_record().items() if key in ("prompt", "completion")} for e in examples]
+# Rendered with every example: Qwen3-style templates then put the empty `<think></think>` block in the
+# generation prompt, so it is context the model sees and never a target it is trained to produce.
+CHAT_TEMPLATE_KWARGS = {"enable_thinking": False}
+
+
+def records(examples: list[Any]) -> Dataset:
+    """Conversational prompt/completion records: TRL renders them with the model's chat template and
+    trains on the completion only."""
+    rows = [
+        {"prompt": r["prompt"], "completion": r["completion"], "chat_template_kwargs": CHAT_TEMPLATE_KWARGS}
+        for r in (e.to_record() for e in examples)
+    ]
     return Dataset.from_list(rows)
 
 
@@ -59,11 +68,13 @@ def sft_config(config: dict[str, Any], *, output_dir: Path, has_eval: bool, cuda
         max_length=int(config["max_seq_length"]),
         completion_only_loss=True,
         packing=bool(config.get("packing", False)),
+        padding_free=bool(config.get("packing", False)),
         logging_steps=int(config["logging_steps"]),
         logging_first_step=True,
         save_strategy="steps",
         save_steps=int(config["save_steps"]),
-        eval_strategy="epoch" if has_eval else "no",
+        eval_strategy="no" if not has_eval else "steps" if config.get("eval_steps") else "epoch",
+        eval_steps=config.get("eval_steps") or None,
         seed=int(config["seed"]),
         data_seed=int(config["seed"]),
         bf16=bf16,
@@ -104,8 +115,8 @@ def train_adapter(
     trainer = SFTTrainer(
         model=model,
         args=sft_config(config, output_dir=output_dir, has_eval=has_eval, cuda=hardware.cuda, bf16=hardware.bf16),
-        train_dataset=_records(dataset.train),
-        eval_dataset=_records(dataset.held_out) if has_eval else None,
+        train_dataset=records(dataset.train),
+        eval_dataset=records(dataset.held_out) if has_eval else None,
         processing_class=tokenizer,
         callbacks=[progress, CheckpointCallback(reporter, output_dir), cancel],
     )
