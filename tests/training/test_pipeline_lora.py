@@ -76,3 +76,18 @@ def test_job_with_unusable_skill_fails_with_a_code(settings: Settings, skills_ro
         job = crud.get_job(session=session, job_id=job_id)
     assert job.error_code == "skill_invalid"
     assert job.error_message
+
+
+def test_further_fine_tuning_starts_from_an_earlier_adapter(settings: Settings, skills_root: Path) -> None:
+    first = make_job(settings, skills_root, num_epochs=1, batch_size=8, lora_r=4, learning_rate=5e-3)
+    assert execute_job(first, settings=settings) == "succeeded"
+    second = make_job(settings, skills_root, num_epochs=1, batch_size=8, learning_rate=5e-3, init_adapter=first)
+    assert execute_job(second, settings=settings) == "succeeded"
+    with session_scope(settings) as session:
+        jobs = {j: crud.get_job(session=session, job_id=j) for j in (first, second)}
+        logs = [line.message for line in crud.read_logs(session=session, job_id=second, after=0, limit=2000)]
+    assert any("continuing from the adapter in" in message for message in logs)
+    start, end = (load_file(Path(jobs[j].adapter_path) / "adapter_model.safetensors") for j in (first, second))
+    assert start.keys() == end.keys()
+    assert all(t.shape[0] == 4 for name, t in end.items() if "lora_A" in name), "rank comes from the earlier adapter"
+    assert any(not (start[name] == end[name]).all() for name in start), "training went on"

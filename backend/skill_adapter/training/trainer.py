@@ -55,15 +55,38 @@ def records(examples: list[Any]) -> Dataset:
     return Dataset.from_list(rows)
 
 
-def sft_config(config: dict[str, Any], *, output_dir: Path, has_eval: bool, cuda: bool, bf16: bool) -> SFTConfig:
+def batch_shape(config: dict[str, Any], *, flash_attention: bool) -> tuple[int, int]:
+    """(per-device batch, gradient accumulation) for a job.
+
+    Padding-free packing flattens a batch into one long row. Flash-attention's variable-length kernel
+    keeps that cheap; sdpa would attend over the whole flattened batch under a block mask, quadratic in
+    its length. Without flash-attention a packed job therefore runs one row per forward pass and
+    accumulates over the batch instead: the same rows per optimizer step, a fraction of the attention.
+    """
+    batch, accumulation = int(config["batch_size"]), int(config["gradient_accumulation_steps"])
+    if config.get("packing") and not flash_attention:
+        return 1, batch * accumulation
+    return batch, accumulation
+
+
+def sft_config(
+    config: dict[str, Any],
+    *,
+    output_dir: Path,
+    has_eval: bool,
+    cuda: bool,
+    bf16: bool,
+    flash_attention: bool = False,
+) -> SFTConfig:
     """The TRL configuration for one job: the guide's hyper-parameters plus our checkpoint policy."""
     gradient_checkpointing = config.get("gradient_checkpointing")
+    batch, accumulation = batch_shape(config, flash_attention=flash_attention)
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=int(config["num_epochs"]),
-        per_device_train_batch_size=int(config["batch_size"]),
-        per_device_eval_batch_size=int(config["batch_size"]),
-        gradient_accumulation_steps=int(config["gradient_accumulation_steps"]),
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=batch,
+        gradient_accumulation_steps=accumulation,
         learning_rate=float(config["learning_rate"]),
         max_length=int(config["max_seq_length"]),
         completion_only_loss=True,
@@ -114,7 +137,14 @@ def train_adapter(
     cancel = CancelCallback(reporter)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(config, output_dir=output_dir, has_eval=has_eval, cuda=hardware.cuda, bf16=hardware.bf16),
+        args=sft_config(
+            config,
+            output_dir=output_dir,
+            has_eval=has_eval,
+            cuda=hardware.cuda,
+            bf16=hardware.bf16,
+            flash_attention=hardware.attn_implementation == "flash_attention_2",
+        ),
         train_dataset=records(dataset.train),
         eval_dataset=records(dataset.held_out) if has_eval else None,
         processing_class=tokenizer,

@@ -1,0 +1,149 @@
+"""Training throughput: the service against a bare TRL script, and packing against padding.
+
+    uv run python bench/train_bench.py [--skill PATH] [--epochs N] [--model DIR]
+
+1. The same model, data and settings trained (a) by a bare `SFTTrainer` script in this process and
+   (b) as a job through the whole service path (job row, claim, child process, callbacks writing every
+   step to the database, checkpoints). Reported: training-loop tokens/s of each and their ratio, and the
+   job's whole wall time (start-up included) beside the bare loop's.
+2. Useful (non-padding) tokens/s with packing against without, on a real skill's dataset.
+
+Defaults use the embedded tiny model on the CPU; pass --model for a real one on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from skill_adapter import crud
+from skill_adapter.assets import TINY_MODEL_DIR
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import init_db, session_scope
+from skill_adapter.datasets.builder import build_dataset
+from skill_adapter.pipeline import execute_job
+from skill_adapter.schemas import TrainingParams
+from skill_adapter.service import create_training_job, resolve_config
+from skill_adapter.skills import load_skill_path
+
+DEFAULT_SKILL = Path(__file__).resolve().parents[2] / "shared" / "skills" / "anthropics" / "claude-api" / "SKILL.md"
+
+
+def bare_run(config: dict[str, Any], skill_file: Path, out: Path, *, evaluate: bool = True) -> dict[str, float]:
+    """The least a training script does: load, wrap with LoRA, SFTTrainer.train(), with the job's own
+    settings (validation loss and a checkpoint every epoch). No database, no child process, no callbacks."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    from skill_adapter.training.hardware import detect_hardware
+    from skill_adapter.training.model import lora_config
+    from skill_adapter.training.trainer import records, sft_config
+
+    dataset = build_dataset(load_skill_path(skill_file), seed=int(config["seed"]))
+    hardware = detect_hardware()
+    has_eval = bool(dataset.held_out) and evaluate
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(config["model"], dtype=hardware.dtype)
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(config, output_dir=out, has_eval=has_eval, cuda=hardware.cuda, bf16=hardware.bf16),
+        train_dataset=records(dataset.train),
+        eval_dataset=records(dataset.held_out) if has_eval else None,
+        processing_class=AutoTokenizer.from_pretrained(config["model"]),
+        peft_config=lora_config(config),
+    )
+    trainer.args.save_strategy = "epoch" if evaluate else "no"
+    useful = _useful_tokens(trainer) * int(config["num_epochs"])
+    output = trainer.train()
+    wall = time.perf_counter() - started
+    runtime = output.metrics["train_runtime"]
+    return {"tokens_per_second": trainer.state.num_input_tokens_seen / runtime if trainer.state.num_input_tokens_seen
+            else useful / runtime, "useful_per_second": useful / runtime, "loop_seconds": runtime, "wall": wall,
+            "useful_tokens": useful}  # fmt: skip
+
+
+def _useful_tokens(trainer: Any) -> int:
+    return sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+
+
+def service_run(config: dict[str, Any], skill_file: Path, root: Path) -> dict[str, float]:
+    """The same job through the service: job row, claim, training child process, DB callbacks."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=root / "data",
+        checkpoint_dir=root / "checkpoints",
+        skills_root=skill_file.parent,
+        model=config["model"],
+        save_steps=10**6,
+    )
+    init_db(settings)
+    params = {k: v for k, v in config.items() if k in TrainingParams.model_fields and k != "target_modules"}
+    with session_scope(settings) as session:
+        job = create_training_job(
+            session=session, skill_file=skill_file, params=TrainingParams.model_validate(params), settings=settings
+        )
+        job_id = job.id
+    started = time.perf_counter()
+    status = execute_job(job_id, settings=settings)
+    wall = time.perf_counter() - started
+    assert status == "succeeded", status
+    with session_scope(settings) as session:
+        points = crud.read_metrics(session=session, job_id=job_id, after=0, limit=100_000)
+        job = crud.get_job(session=session, job_id=job_id)
+    # elapsed_seconds runs from on_train_begin, as the bare run's train_runtime does
+    loop = max(p.elapsed_seconds or 0.0 for p in points)
+    return {"wall": wall, "loop_seconds": loop, "steps": job.step}
+
+
+def packing_run(config: dict[str, Any], skill_file: Path, out: Path, packing: bool) -> dict[str, float]:
+    if packing and os.environ.get("PACK_ROWS_PER_STEP"):
+        config = {**config, "batch_size": 1, "gradient_accumulation_steps": int(config["batch_size"])}
+    return bare_run({**config, "packing": packing}, skill_file, out, evaluate=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skill", type=Path, default=DEFAULT_SKILL)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--model", default=str(TINY_MODEL_DIR))
+    parser.add_argument("--max-seq-length", type=int, default=2048)
+    args = parser.parse_args()
+
+    base = Settings(_env_file=None, model=args.model)  # type: ignore[call-arg]
+    config = resolve_config(
+        TrainingParams(
+            num_epochs=args.epochs,
+            batch_size=args.batch_size,
+            gradient_accumulation_steps=1,
+            max_seq_length=args.max_seq_length,
+        ),
+        settings=base,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        bare = bare_run(config, args.skill, tmp_path / "bare")
+        service = service_run(config, args.skill, tmp_path / "service")
+        padded = packing_run(config, args.skill, tmp_path / "padded", packing=False)
+        packed = packing_run(config, args.skill, tmp_path / "packed", packing=True)
+
+    service_tps = bare["useful_tokens"] / service["loop_seconds"]
+    print(
+        f"skill {args.skill.parent.name}, model {Path(args.model).name}, {args.epochs} epochs, batch {args.batch_size}"
+    )
+    print(f"bare TRL loop:     {bare['useful_per_second']:9.0f} tokens/s   loop {bare['loop_seconds']:6.2f} s   "
+          f"wall {bare['wall']:6.2f} s")  # fmt: skip
+    print(f"service job loop:  {service_tps:9.0f} tokens/s   loop {service['loop_seconds']:6.2f} s   "
+          f"wall {service['wall']:6.2f} s (claim, child process start, model load, dataset, checkpoints)")  # fmt: skip
+    print(f"service overhead in the loop: {100 * (service['loop_seconds'] / bare['loop_seconds'] - 1):+.1f}%")
+    print(f"padded:  {padded['useful_per_second']:9.0f} useful tokens/s   loop {padded['loop_seconds']:6.2f} s")
+    print(f"packed:  {packed['useful_per_second']:9.0f} useful tokens/s   loop {packed['loop_seconds']:6.2f} s")
+    print(f"packing speed-up: {packed['useful_per_second'] / padded['useful_per_second']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
