@@ -27,6 +27,13 @@ from skill_adapter.reporting import DatabaseLogHandler, JobReporter
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+
+
+def heartbeat_interval(settings: Settings) -> float:
+    """How often a worker renews its lease: every 5 s, and at least four times per lease."""
+    return max(0.2, min(HEARTBEAT_SECONDS, settings.job_lease_seconds / 4))
+
+
 CANCEL_GRACE_SECONDS = 10.0
 
 
@@ -49,7 +56,7 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
     child.start()
     cancel_seen_at: float | None = None
     while True:
-        child.join(timeout=HEARTBEAT_SECONDS)
+        child.join(timeout=heartbeat_interval(settings))
         if not child.is_alive():
             break
         with session_scope(settings) as session:

@@ -73,3 +73,11 @@ def test_reaper_requeues_a_job_whose_worker_died_then_fails_it(client: Any, sett
     assert status["status"] == "failed"
     assert status["error"]["code"] == "worker_lost"
     assert status["attempts"] == 2
+
+
+def test_heartbeat_renews_the_lease_several_times_per_lease(settings: Settings) -> None:
+    from skill_adapter.pipeline import heartbeat_interval
+
+    assert heartbeat_interval(settings) == 5.0  # the default 60 s lease
+    assert heartbeat_interval(settings.model_copy(update={"job_lease_seconds": 3})) == 0.75
+    assert heartbeat_interval(settings.model_copy(update={"job_lease_seconds": 0.1})) == 0.2

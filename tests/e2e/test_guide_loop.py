@@ -202,3 +202,58 @@ def test_queued_job_survives_a_service_restart(tmp_path: Path, skills_root: Path
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
+
+
+def start_service(env: dict[str, str], cwd: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                return base, proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("service did not start")
+
+
+def test_running_job_resumes_after_the_whole_service_is_killed(tmp_path: Path, skills_root: Path) -> None:
+    """kill -9 of `skill-adapter serve` mid-training; the next start takes the job back and resumes it."""
+    env = {**service_env(tmp_path, skills_root), "SKILL_ADAPTER_JOB_LEASE_SECONDS": "3"}
+    base, proc = start_service(env, tmp_path)
+    body = {**GUIDE_BODY, "num_epochs": 4, "batch_size": 1, "learning_rate": 1e-3}
+    try:
+        job_id = httpx.post(f"{base}/api/training/start", json=body).json()["job_id"]
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            checkpoints = httpx.get(f"{base}/api/training/{job_id}/checkpoints").json()["data"]
+            if checkpoints:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("no checkpoint before the kill")
+    finally:
+        proc.kill()  # SIGKILL: no clean-up; the worker and its training process die with it
+        proc.wait()
+    time.sleep(1)
+
+    base, proc = start_service(env, tmp_path)
+    try:
+        status = wait_for(base, job_id, {"succeeded", "failed", "cancelled"})
+        assert status["status"] == "succeeded", (
+            status,
+            httpx.get(f"{base}/api/training/{job_id}/logs", params={"limit": 1000}).json(),
+        )
+        assert status["attempts"] == 2
+        assert status["step"] == status["total_steps"]
+        lines = httpx.get(f"{base}/api/training/{job_id}/logs", params={"limit": 1000}).json()["lines"]
+        messages = [line["message"] for line in lines]
+        assert any("stopped sending heartbeats" in m for m in messages)
+        assert any(m.startswith("resuming from checkpoint-") for m in messages)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
