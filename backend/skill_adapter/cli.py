@@ -24,7 +24,7 @@ def _die_with_parent() -> None:  # runs in the forked child before exec
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def worker_command(queues: str = "training", name: str | None = None) -> list[str]:
+def worker_command(queues: str = "training,evaluation", name: str | None = None) -> list[str]:
     cmd = [
         sys.executable, "-m", "celery", "-A", "skill_adapter.worker.celery_app", "worker",
         "--pool=solo", "--concurrency=1", "-Q", queues, "--loglevel=INFO", "--without-gossip", "--without-mingle",
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="a Celery worker alone")
-    worker.add_argument("--queues", default="training")
+    worker.add_argument("--queues", default="training,evaluation", help="comma-separated: training, evaluation")
     worker.add_argument("--name", default=None, help="worker node name, e.g. gpu0@%%h")
     worker.set_defaults(func=cmd_worker)
 

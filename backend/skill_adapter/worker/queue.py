@@ -12,6 +12,8 @@ from skill_adapter.core.config import Settings
 
 TRAIN_TASK = "skill_adapter.train"
 TRAINING_QUEUE = "training"
+EVALUATE_TASK = "skill_adapter.evaluate"
+EVALUATION_QUEUE = "evaluation"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -34,7 +36,7 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=TRAINING_QUEUE,
-        task_routes={TRAIN_TASK: {"queue": TRAINING_QUEUE}},
+        task_routes={TRAIN_TASK: {"queue": TRAINING_QUEUE}, EVALUATE_TASK: {"queue": EVALUATION_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
@@ -44,10 +46,16 @@ def create_celery(settings: Settings) -> Celery:
 
 
 def sender(settings: Settings):  # type: ignore[no-untyped-def]
-    """An ``enqueue(job_id)`` callable that sends by task name (the API never imports the task code)."""
+    """An ``enqueue(job_id)`` callable that sends by task name (the API never imports the task code).
+
+    Evaluation ids (``eval-…``) go to the evaluation queue, training job ids to the training queue.
+    """
     app = create_celery(settings)
 
     def enqueue(job_id: str) -> None:
-        app.send_task(TRAIN_TASK, args=[job_id], queue=TRAINING_QUEUE)
+        if job_id.startswith("eval-"):
+            app.send_task(EVALUATE_TASK, args=[job_id], queue=EVALUATION_QUEUE)
+        else:
+            app.send_task(TRAIN_TASK, args=[job_id], queue=TRAINING_QUEUE)
 
     return enqueue
