@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     trust_remote_code: bool = False
 
     @field_validator("model", mode="before")
+    broker_visibility_timeout: float = Field(
+        default=3600,
+        gt=0,
+        description="Redis broker: an unacknowledged message is delivered again after this many seconds "
+        "(harmless: a redelivered job id finds its job claimed)",
+    )
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -28,6 +28,8 @@ def create_celery(settings: Settings) -> Celery:
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
         }
+    else:
+        transport_options = {"visibility_timeout": settings.broker_visibility_timeout}
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
