@@ -3,19 +3,58 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
 
-from skill_adapter.api.errors import install_error_handlers
+from skill_adapter.api.errors import error_response, install_error_handlers
 from skill_adapter.api.routes import skills, system, training
 from skill_adapter.core.config import Settings, load_settings
 from skill_adapter.core.db import init_db
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
+
+# The built dashboard (`cd frontend && npm ci && npm run build`) in a checkout of the repository.
+DEFAULT_DASHBOARD_DIR = Path(__file__).resolve().parents[3] / "frontend" / "dist"
+
+
+def dashboard_dir() -> Path:
+    """Where the built dashboard is: ``SKILL_ADAPTER_DASHBOARD_DIR``, or ``frontend/dist`` of this checkout."""
+    configured = os.environ.get("SKILL_ADAPTER_DASHBOARD_DIR", "").strip()
+    return Path(configured).expanduser() if configured else DEFAULT_DASHBOARD_DIR
+
+
+def mount_dashboard(app: FastAPI, dist: Path) -> bool:
+    """Serve the built dashboard at ``/``: its files, and index.html for any other non-API path.
+
+    Registered after the API routes, so ``/api/...``, ``/docs`` and ``/openapi.json`` keep theirs; an
+    unknown ``/api/...`` path still answers the JSON 404. Does nothing when ``dist`` has no index.html.
+    """
+    root = dist.resolve()
+    index = root / "index.html"
+    if not index.is_file():
+        return False
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def dashboard(path: str) -> Response:
+        if path == "api" or path.startswith("api/"):
+            return error_response(404, "not_found", "Not Found")
+        if path:
+            candidate = (root / path).resolve()
+            if candidate.is_relative_to(root) and candidate.is_file():
+                # Vite names built assets by content hash: they never change under the same name.
+                immutable = candidate.parent.name == "assets"
+                headers = {"Cache-Control": "public, max-age=31536000, immutable"} if immutable else None
+                return FileResponse(candidate, headers=headers)
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    return True
 
 
 def _sweeper(settings: Settings, enqueue: Enqueue, stop: threading.Event) -> None:
@@ -33,9 +72,17 @@ def _sweeper(settings: Settings, enqueue: Enqueue, stop: threading.Event) -> Non
 
 
 def create_app(
-    settings: Settings | None = None, *, enqueue: Enqueue | None = None, run_sweeper: bool = True
+    settings: Settings | None = None,
+    *,
+    enqueue: Enqueue | None = None,
+    run_sweeper: bool = True,
+    dashboard: Path | None = None,
 ) -> FastAPI:
-    """Build the API. ``enqueue`` defaults to sending the job id to Celery by task name."""
+    """Build the API. ``enqueue`` defaults to sending the job id to Celery by task name.
+
+    ``dashboard`` is the built dashboard's folder (default: :func:`dashboard_dir`); it is served at ``/``
+    when it exists.
+    """
     settings = settings or load_settings()
     if enqueue is None:
         from skill_adapter.worker.queue import sender
@@ -67,4 +114,5 @@ def create_app(
     app.include_router(training.router)
     app.include_router(system.router)
     app.include_router(skills.router)
+    mount_dashboard(app, dashboard or dashboard_dir())
     return app

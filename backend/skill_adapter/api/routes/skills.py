@@ -1,7 +1,9 @@
-"""Skill preview: what a job would train on, before any GPU minute is spent."""
+"""Skills on the server, and the preview: what a job would train on, before any GPU minute is spent."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +18,50 @@ from skill_adapter.api.uploads import read_skill_request, upload_schema
 from skill_adapter.schemas import PreviewRequest, PreviewUploadRequest
 
 router = APIRouter(prefix="/api/skills", tags=["skills"])
+
+MAX_LISTED_SKILLS = 500
+MAX_LIST_DEPTH = 4
+_NAME_LINE = re.compile(r"^name:\s*['\"]?([^'\"\n]+?)['\"]?\s*$", re.MULTILINE)
+
+
+def _frontmatter_name(path: Path) -> str:
+    """The ``name`` of a SKILL.md's frontmatter, read cheaply from its first bytes ("" when there is none)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    if not head.startswith("---"):
+        return ""
+    frontmatter = head.split("\n---", 1)[0]
+    match = _NAME_LINE.search(frontmatter)
+    return match.group(1).strip() if match else ""
+
+
+def list_skills(root: Path) -> list[dict[str, str]]:
+    """SKILL.md files under ``root`` (paths relative to it), without following links out of it."""
+    root = root.resolve()
+    if not root.is_dir():
+        return []
+    found: list[dict[str, str]] = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        depth = len(here.relative_to(root).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and depth < MAX_LIST_DEPTH)
+        if "SKILL.md" in files:
+            path = (here / "SKILL.md").resolve()
+            if path.is_relative_to(root) and path.is_file():
+                found.append({"path": path.relative_to(root).as_posix(), "name": _frontmatter_name(path)})
+                if len(found) >= MAX_LISTED_SKILLS:
+                    break
+    return sorted(found, key=lambda entry: entry["path"])
+
+
+@router.get("")
+def get_skills(settings: SettingsDep) -> dict[str, Any]:
+    """SKILL.md files under the skills root, as ``skill_path`` values for ``/api/training/start``."""
+    data = list_skills(settings.skills_root)
+    return {"root": str(settings.skills_root), "data": data, "count": len(data)}
 
 
 @router.post(

@@ -1,0 +1,114 @@
+// The one typed client of the service's HTTP API. Every failure becomes an ApiError that carries the
+// API's own code and message ({"error": {"code", "message"}}), so the views can show them as they are.
+
+import type {
+  CheckpointsPage,
+  Evaluation,
+  EvaluationCreated,
+  JobCreated,
+  JobsPage,
+  JobStatus,
+  LogsPage,
+  MetricsPage,
+  Preview,
+  ServerConfig,
+  SkillsList,
+} from './types'
+
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+
+  constructor(status: number, code: string, message: string) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+  }
+}
+
+const BASE = '/api'
+
+async function request<T>(path: string, init?: RequestInit): Promise<T> {
+  let response: Response
+  try {
+    response = await fetch(BASE + path, init)
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err)
+    throw new ApiError(0, 'network_error', `Cannot reach the service (${reason}). Is skill-adapter serve running?`)
+  }
+  const text = await response.text()
+  let body: unknown = null
+  if (text) {
+    try {
+      body = JSON.parse(text)
+    } catch {
+      body = null
+    }
+  }
+  if (!response.ok) {
+    const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error
+    if (error && typeof error.message === 'string') {
+      throw new ApiError(response.status, String(error.code ?? 'error'), error.message)
+    }
+    throw new ApiError(response.status, 'http_error', `HTTP ${response.status} ${response.statusText}`.trim())
+  }
+  if (body === null) {
+    throw new ApiError(response.status, 'bad_response', `The service answered ${path} with something that is not JSON`)
+  }
+  return body as T
+}
+
+function postJson<T>(path: string, payload: unknown): Promise<T> {
+  return request<T>(path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(payload),
+  })
+}
+
+function postForm<T>(path: string, file: File, fields: Record<string, unknown>): Promise<T> {
+  const form = new FormData()
+  form.append('file', file, file.name)
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined || value === null) continue
+    form.append(key, Array.isArray(value) ? value.join(',') : String(value))
+  }
+  return request<T>(path, { method: 'POST', body: form })
+}
+
+/** A skill to train on: a path under the server's skills root, or a file from the user's disk. */
+export type SkillSource = { kind: 'path'; path: string } | { kind: 'file'; file: File }
+
+function withSkill<T>(path: string, source: SkillSource, fields: Record<string, unknown>): Promise<T> {
+  return source.kind === 'file'
+    ? postForm<T>(path, source.file, fields)
+    : postJson<T>(path, { skill_path: source.path, ...fields })
+}
+
+export const api = {
+  config: () => request<ServerConfig>('/config'),
+  skills: () => request<SkillsList>('/skills'),
+  preview: (source: SkillSource, fields: { seed?: number; max_seq_length?: number }) =>
+    withSkill<Preview>('/skills/preview', source, fields),
+  startTraining: (source: SkillSource, params: Record<string, unknown>) =>
+    withSkill<JobCreated>('/training/start', source, params),
+  jobs: (limit: number, offset: number) => request<JobsPage>(`/training?limit=${limit}&offset=${offset}`),
+  status: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/status`),
+  logs: (jobId: string, after: number, limit = 1000) =>
+    request<LogsPage>(`/training/${encodeURIComponent(jobId)}/logs?after=${after}&limit=${limit}`),
+  metrics: (jobId: string, after: number, limit = 5000) =>
+    request<MetricsPage>(`/training/${encodeURIComponent(jobId)}/metrics?after=${after}&limit=${limit}`),
+  checkpoints: (jobId: string) => request<CheckpointsPage>(`/training/${encodeURIComponent(jobId)}/checkpoints`),
+  cancel: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' }),
+  evaluate: (jobId: string, body: { max_new_tokens?: number; limit?: number } = {}) =>
+    postJson<EvaluationCreated>(`/training/${encodeURIComponent(jobId)}/evaluate`, body),
+  evaluation: async (jobId: string): Promise<Evaluation | null> => {
+    try {
+      return await request<Evaluation>(`/training/${encodeURIComponent(jobId)}/evaluation`)
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'evaluation_not_found') return null
+      throw err
+    }
+  },
+}

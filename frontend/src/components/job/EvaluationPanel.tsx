@@ -1,0 +1,159 @@
+import type { ArmName, ChatMessage, EvalExample, Evaluation, EvaluationReport } from '../../api/types'
+import { ARMS } from '../../api/types'
+import { formatNumber, formatPercent, formatTime } from '../../lib/format'
+import { ErrorMessage } from '../common/ErrorMessage'
+import { ProgressBar } from '../common/ProgressBar'
+import { StatusBadge } from '../common/StatusBadge'
+
+export const ARM_LABELS: Record<ArmName, string> = {
+  base: 'Base model',
+  base_with_skill: 'Base + SKILL.md in context',
+  adapter: 'Adapter (no skill in context)',
+}
+
+const METRICS: { key: 'perplexity' | 'accuracy' | 'bleu' | 'chrf' | 'prompt_tokens_per_call'; label: string }[] = [
+  { key: 'perplexity', label: 'Perplexity (lower is better)' },
+  { key: 'accuracy', label: 'Accuracy' },
+  { key: 'bleu', label: 'BLEU' },
+  { key: 'chrf', label: 'chrF' },
+  { key: 'prompt_tokens_per_call', label: 'Prompt tokens per call' },
+]
+
+function promptText(prompt: string | ChatMessage[]): string {
+  return typeof prompt === 'string' ? prompt : prompt.map((m) => m.content).join('\n\n')
+}
+
+function ExampleCard({ example, arms }: { example: EvalExample; arms: ArmName[] }) {
+  return (
+    <li className="eval-example">
+      <div className="eval-prompt">
+        <span className="role">prompt</span>
+        <pre>{promptText(example.prompt)}</pre>
+        <span className="role">reference</span>
+        <pre>{example.reference}</pre>
+      </div>
+      <div className="arm-grid" style={{ gridTemplateColumns: `repeat(${arms.length}, minmax(0, 1fr))` }}>
+        {arms.map((arm) => {
+          const out = example.outputs[arm]
+          return (
+            <div key={arm} className="arm-output">
+              <span className="role">{ARM_LABELS[arm]}</span>
+              <pre>{out?.output ?? '—'}</pre>
+              <small className="muted">
+                chrF {formatNumber(out?.chrf, 3)} · perplexity {formatNumber(out?.perplexity, 3)}
+              </small>
+            </div>
+          )
+        })}
+      </div>
+    </li>
+  )
+}
+
+function ExampleList({ title, ids, report, arms }: { title: string; ids: string[]; report: EvaluationReport; arms: ArmName[] }) {
+  const byId = new Map(report.examples.map((e) => [e.id, e]))
+  const chosen = ids.map((id) => byId.get(id)).filter((e): e is EvalExample => e !== undefined)
+  return (
+    <section aria-label={title}>
+      <h3>{title}</h3>
+      {chosen.length === 0 ? (
+        <p className="muted">None.</p>
+      ) : (
+        <ol className="eval-examples">
+          {chosen.map((e) => (
+            <ExampleCard key={e.id} example={e} arms={arms} />
+          ))}
+        </ol>
+      )}
+    </section>
+  )
+}
+
+/** The three arms side by side, what the adapter internalised, and the best and worst examples. */
+export function EvaluationReportView({ report }: { report: EvaluationReport }) {
+  const arms = ARMS.filter((arm) => report.arms[arm] !== undefined)
+  return (
+    <div className="eval-report">
+      <p className="muted">
+        {report.num_examples} example{report.num_examples === 1 ? '' : 's'} from{' '}
+        {report.source === 'held_out' ? 'the held-out split' : 'the skill\'s evals.json'}; greedy decoding, at most{' '}
+        {report.generation.max_new_tokens} new tokens.
+        {report.skill_truncated ? ' The SKILL.md was truncated to fit the base model\'s context.' : ''}
+      </p>
+      <table className="arms">
+        <caption>Metrics per arm</caption>
+        <thead>
+          <tr>
+            <th scope="col">Metric</th>
+            {arms.map((arm) => (
+              <th scope="col" key={arm}>
+                {ARM_LABELS[arm]}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {METRICS.map((metric) => (
+            <tr key={metric.key}>
+              <th scope="row">{metric.label}</th>
+              {arms.map((arm) => {
+                const value = report.arms[arm]?.[metric.key] ?? null
+                return <td key={arm}>{metric.key === 'accuracy' ? formatPercent(value) : formatNumber(value)}</td>
+              })}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <div className="stat-row">
+        {Object.entries(report.internalisation).map(([metric, value]) => (
+          <div className="stat" key={metric}>
+            <span className="stat-value">{value.ratio === null ? 'n/a' : formatPercent(value.ratio)}</span>
+            <span className="stat-label">
+              internalised ({metric}){value.reason ? `: ${value.reason}` : ''}
+            </span>
+          </div>
+        ))}
+        <div className="stat">
+          <span className="stat-value">{formatNumber(report.prompt_tokens_saved_per_call, 5)}</span>
+          <span className="stat-label">prompt tokens saved per call</span>
+        </div>
+      </div>
+      <ExampleList title="Best examples" ids={report.best} report={report} arms={arms} />
+      <ExampleList title="Worst examples" ids={report.worst} report={report} arms={arms} />
+    </div>
+  )
+}
+
+interface Props {
+  evaluation: Evaluation | null | undefined
+  error: unknown
+  loading: boolean
+}
+
+export function EvaluationPanel({ evaluation, error, loading }: Props) {
+  return (
+    <section className="panel" aria-labelledby="eval-title">
+      <div className="heading-row">
+        <h2 id="eval-title">Evaluation</h2>
+        {evaluation ? <StatusBadge status={evaluation.status} /> : null}
+        {evaluation ? <span className="muted">{evaluation.evaluation_id}</span> : null}
+      </div>
+      <ErrorMessage error={error} title="Could not load the evaluation" />
+      {loading ? <p role="status">Loading the evaluation…</p> : null}
+      {!loading && !error && !evaluation ? (
+        <p className="muted">No evaluation yet. Once the job has succeeded, press Evaluate.</p>
+      ) : null}
+      {evaluation && (evaluation.status === 'queued' || evaluation.status === 'running') ? (
+        <div>
+          <ProgressBar value={evaluation.progress} label="Evaluation progress" />
+          <p className="muted">
+            {evaluation.status === 'queued' ? 'Queued' : `Running since ${formatTime(evaluation.started_at)}`} —{' '}
+            {formatPercent(evaluation.progress)}
+          </p>
+        </div>
+      ) : null}
+      {evaluation?.error ? <ErrorMessage error={new Error(evaluation.error.message)} title={evaluation.error.code} /> : null}
+      {evaluation?.report ? <EvaluationReportView report={evaluation.report} /> : null}
+    </section>
+  )
+}

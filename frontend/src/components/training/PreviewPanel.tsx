@@ -1,0 +1,124 @@
+import type { ChatMessage, Preview } from '../../api/types'
+import { formatNumber } from '../../lib/format'
+
+const SAMPLE_SIZE = 6
+
+function text(messages: ChatMessage[]): string {
+  return messages.map((m) => m.content).join('\n\n')
+}
+
+/** What a job would train on: the parsed skill, the importer's findings, dataset statistics, sample examples. */
+export function PreviewPanel({ preview }: { preview: Preview }) {
+  const { skill, findings, dataset_stats: stats, examples } = preview
+  const generators = Object.keys({ ...stats.by_generator.train, ...stats.by_generator.held_out })
+  const tokens = stats.tokens.all
+  return (
+    <section className="panel preview" aria-labelledby="preview-title">
+      <h2 id="preview-title">Preview: {skill.name}</h2>
+      <p className="description">{skill.description}</p>
+      <dl className="facts">
+        <div>
+          <dt>Source</dt>
+          <dd>{skill.source}</dd>
+        </div>
+        <div>
+          <dt>License</dt>
+          <dd>{skill.license ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Sections</dt>
+          <dd>{skill.sections.length}</dd>
+        </div>
+        <div>
+          <dt>References</dt>
+          <dd>{skill.references.length}</dd>
+        </div>
+        <div>
+          <dt>Base model</dt>
+          <dd className="wrap">{preview.model}</dd>
+        </div>
+      </dl>
+
+      <h3>Findings</h3>
+      {findings.length === 0 ? (
+        <p className="muted">The importer found nothing to report.</p>
+      ) : (
+        <ul className="findings">
+          {findings.map((f, i) => (
+            <li key={`${f.code}-${i}`}>
+              <span className={`badge badge-${f.severity}`}>{f.severity}</span> {f.message}
+              {f.line ? <span className="muted"> (line {f.line})</span> : null} <code>{f.code}</code>
+            </li>
+          ))}
+        </ul>
+      )}
+
+      <h3>Dataset</h3>
+      <div className="stat-row">
+        <div className="stat">
+          <span className="stat-value">{stats.train_examples}</span>
+          <span className="stat-label">training examples</span>
+        </div>
+        <div className="stat">
+          <span className="stat-value">{stats.held_out_examples}</span>
+          <span className="stat-label">held-out examples</span>
+        </div>
+        <div className="stat">
+          <span className="stat-value">{tokens ? formatNumber(tokens.mean, 3) : '—'}</span>
+          <span className="stat-label">mean tokens{stats.tokens.exact ? '' : ' (estimated)'}</span>
+        </div>
+        <div className="stat">
+          <span className="stat-value">{tokens ? tokens.max : '—'}</span>
+          <span className="stat-label">max tokens (limit {stats.max_seq_length})</span>
+        </div>
+      </div>
+      {stats.over_max_seq_length > 0 ? (
+        <p className="warning" role="status">
+          {stats.over_max_seq_length} example(s) are longer than the max sequence length and will be truncated.
+        </p>
+      ) : null}
+      <table className="compact">
+        <caption>Examples per generator</caption>
+        <thead>
+          <tr>
+            <th scope="col">Generator</th>
+            <th scope="col">Train</th>
+            <th scope="col">Held out</th>
+          </tr>
+        </thead>
+        <tbody>
+          {generators.map((g) => (
+            <tr key={g}>
+              <th scope="row">{g}</th>
+              <td>{stats.by_generator.train?.[g] ?? 0}</td>
+              <td>{stats.by_generator.held_out?.[g] ?? 0}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+
+      <h3>
+        Sample examples <span className="muted">({Math.min(SAMPLE_SIZE, examples.length)} of {examples.length})</span>
+      </h3>
+      <ol className="examples">
+        {examples.slice(0, SAMPLE_SIZE).map((ex, i) => (
+          <li key={i} className="example">
+            <div className="example-tags">
+              <span className="tag">{ex.generator}</span>
+              <span className="tag">{ex.split}</span>
+              {ex.section ? <span className="tag">{ex.section}</span> : null}
+            </div>
+            <div className="example-turn">
+              <span className="role">prompt</span>
+              <pre>{text(ex.prompt)}</pre>
+            </div>
+            <div className="example-turn">
+              <span className="role">completion</span>
+              <pre>{text(ex.completion)}</pre>
+            </div>
+          </li>
+        ))}
+      </ol>
+    </section>
+  )
+}

@@ -1,0 +1,119 @@
+import { useMutation, useQueryClient } from '@tanstack/react-query'
+import { useEffect, useMemo, useState, type FormEvent } from 'react'
+import { useNavigate } from 'react-router-dom'
+import { api, type SkillSource } from '../../api/client'
+import { jobKeys, useServerConfig } from '../../api/queries'
+import { ErrorMessage } from '../common/ErrorMessage'
+import { ParamsForm } from './ParamsForm'
+import { PreviewPanel } from './PreviewPanel'
+import { SkillPicker } from './SkillPicker'
+import { initialValues, toParams, validate, type FormValues } from './params'
+
+/** The first view: choose a skill, preview it, set the hyper-parameters, start a job. */
+export function TrainingTab() {
+  const config = useServerConfig()
+  const [source, setSource] = useState<SkillSource | null>(null)
+  const [values, setValues] = useState<FormValues | null>(null)
+  const navigate = useNavigate()
+  const queryClient = useQueryClient()
+
+  useEffect(() => {
+    if (config.data && values === null) setValues(initialValues(config.data))
+  }, [config.data, values])
+
+  const errors = useMemo(() => (values ? validate(values, config.data) : {}), [values, config.data])
+  const valid = Object.keys(errors).length === 0
+
+  const preview = useMutation({
+    mutationFn: (input: { source: SkillSource; seed?: number; max_seq_length?: number }) =>
+      api.preview(input.source, { seed: input.seed, max_seq_length: input.max_seq_length }),
+  })
+  const start = useMutation({
+    mutationFn: (input: { source: SkillSource; params: Record<string, unknown> }) =>
+      api.startTraining(input.source, input.params),
+    onSuccess: (created) => {
+      void queryClient.invalidateQueries({ queryKey: jobKeys.lists() })
+      navigate(`/jobs/${created.job_id}`)
+    },
+  })
+
+  const runPreview = (chosen: SkillSource) => {
+    const params = values ? toParams(values) : {}
+    const seed = errors.seed ? undefined : (params.seed as number | undefined)
+    const maxSeq = errors.max_seq_length ? undefined : (params.max_seq_length as number | undefined)
+    preview.mutate({ source: chosen, seed, max_seq_length: maxSeq })
+  }
+
+  const onSource = (chosen: SkillSource | null) => {
+    setSource(chosen)
+    preview.reset()
+    start.reset()
+    if (chosen) runPreview(chosen)
+  }
+
+  const onSubmit = (event: FormEvent) => {
+    event.preventDefault()
+    if (!source || !values || !valid) return
+    start.mutate({ source, params: toParams(values) })
+  }
+
+  if (config.isPending) return <p role="status">Loading the server's defaults…</p>
+  if (config.isError) return <ErrorMessage error={config.error} title="Could not load the server's configuration" />
+
+  return (
+    <div className="training-tab">
+      <h1>Train an adapter</h1>
+      <p className="muted">
+        Base model: <code>{config.data.model}</code>
+      </p>
+      <div className="two-columns">
+        <form className="panel" onSubmit={onSubmit} aria-labelledby="start-title" noValidate>
+          <h2 id="start-title" className="sr-only">
+            New training job
+          </h2>
+          <SkillPicker source={source} onChange={onSource} />
+          {values ? (
+            <ParamsForm
+              config={config.data}
+              values={values}
+              errors={errors}
+              onChange={(name, value) => setValues((prev) => ({ ...(prev ?? {}), [name]: value }))}
+            />
+          ) : null}
+          <ErrorMessage error={start.error} title="Training was not started" />
+          <div className="actions">
+            <button
+              type="button"
+              className="secondary"
+              disabled={!source || preview.isPending}
+              onClick={() => source && runPreview(source)}
+            >
+              {preview.isPending ? 'Previewing…' : 'Refresh preview'}
+            </button>
+            <button type="submit" className="primary" disabled={!source || !valid || start.isPending}>
+              Start Training
+            </button>
+          </div>
+          {!source ? <p className="muted">Choose a skill to preview it and start training.</p> : null}
+          {source && !valid ? (
+            <p className="field-error">Fix the highlighted hyper-parameters to start training.</p>
+          ) : null}
+        </form>
+        <div className="preview-column" aria-live="polite">
+          {preview.isPending ? <p role="status">Building the preview…</p> : null}
+          <ErrorMessage error={preview.error} title="Preview failed" />
+          {preview.data ? <PreviewPanel preview={preview.data} /> : null}
+          {!source && !preview.data ? (
+            <div className="panel placeholder">
+              <h2>Preview</h2>
+              <p className="muted">
+                The parsed skill, the importer's findings, the dataset statistics and sample examples appear here
+                once you choose a skill.
+              </p>
+            </div>
+          ) : null}
+        </div>
+      </div>
+    </div>
+  )
+}
