@@ -1,4 +1,4 @@
-"""``skill-adapter``: serve | worker | train."""
+"""``skill-adapter``: serve | worker | train | preview | db | doctor."""
 
 from __future__ import annotations
 
@@ -198,6 +198,39 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    """``db upgrade`` applies the migrations, ``db current`` shows where the schema stands, ``db stamp`` records one."""
+    from skill_adapter.core.db import safe_url, schema_state, stamp_db, upgrade_db
+
+    where = safe_url(settings.resolved_database_url)
+    if args.action == "upgrade":
+        state = upgrade_db(settings, args.revision or "head")
+        print(f"{where}: schema at revision {state.current} (newest {state.head})")
+        return 0
+    if args.action == "stamp":
+        stamp_db(settings, args.revision or "head")
+        print(f"{where}: recorded revision {args.revision or 'head'} without running it")
+        return 0
+    settings.prepare_dirs()
+    state = schema_state(settings)
+    if state.up_to_date:
+        print(f"{where}: schema at revision {state.current} (up to date)")
+        return 0
+    print(
+        f"{where}: schema at revision {state.current or 'none'}, newest is {state.head}: run `skill-adapter db upgrade`"
+    )
+    return 1
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """The service's health (database, broker, live workers) and what this machine can train with."""
+    from skill_adapter.doctor import doctor_report, format_doctor
+
+    report = doctor_report(settings)
+    print(json.dumps(report, indent=2, default=str) if args.json else format_doctor(report))
+    return 0 if report["health"]["status"] == "ok" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skill-adapter", description="Turn a SKILL.md into a LoRA adapter.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--examples", type=int, default=5, help="how many examples to print")
     preview.add_argument("--json", action="store_true", help="print the same JSON as POST /api/skills/preview")
     preview.set_defaults(func=cmd_preview)
+    db = sub.add_parser("db", help="schema migrations: upgrade, current, stamp")
+    db.add_argument("action", choices=["upgrade", "current", "stamp"])
+    db.add_argument("revision", nargs="?", help="upgrade or stamp to this revision (default: head)")
+    db.set_defaults(func=cmd_db)
+
+    doctor = sub.add_parser("doctor", help="health of the service and what this machine can train with")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 
@@ -247,7 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    return int(args.func(args, settings))
+    from skill_adapter.core.db import SchemaError
+
+    try:
+        return int(args.func(args, settings))
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -146,3 +146,22 @@ class Evaluation(Base):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class Worker(Base):
+    """A live Celery worker as its heartbeat reports it: where it runs, which queues, which device."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # hostname:pid, as in Job.worker_id
+    name: Mapped[str] = mapped_column(String(255), default="")  # the Celery node name, e.g. gpu0@host
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[str] = mapped_column(String(255), default="")  # comma-separated
+    device: Mapped[str] = mapped_column(String(32), default="cpu")  # cpu or cuda
+    gpu_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    gpu_free_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gpu_total_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

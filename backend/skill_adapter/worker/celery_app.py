@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from skill_adapter.core.config import get_settings
+from skill_adapter.worker import heartbeat
 from skill_adapter.worker.queue import create_celery
 
 app = create_celery(get_settings())
 app.conf.imports = ("skill_adapter.worker.tasks",)
+heartbeat.install(get_settings())

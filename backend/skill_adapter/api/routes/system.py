@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import text
+from fastapi.responses import JSONResponse
 
-from skill_adapter.api.deps import SessionDep, SettingsDep
+from skill_adapter.api.deps import SettingsDep
+from skill_adapter.health import health_report
 from skill_adapter.schemas import PARAM_RANGES
 
 router = APIRouter(prefix="/api", tags=["system"])
 
 
-@router.get("/health")
-def health(session: SessionDep) -> dict[str, Any]:
-    session.execute(text("SELECT 1"))
-    return {"status": "ok", "database": "ok"}
+@router.get("/health", responses={503: {"description": "The database or the broker is down (same body)"}})
+def health(settings: SettingsDep) -> JSONResponse:
+    """The database, the broker and the live workers with their devices; 503 when the database or broker is down."""
+    report = health_report(settings)
+    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
 
 @router.get("/config")

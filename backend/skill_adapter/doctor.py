@@ -1,0 +1,79 @@
+"""``skill-adapter doctor``: the service's health plus what this machine can train with, and what is missing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from skill_adapter.core.config import Settings
+from skill_adapter.health import health_report
+
+
+def model_report(settings: Settings) -> dict[str, Any]:
+    """Whether the configured base model is on this machine (a folder or the Hugging Face cache)."""
+    name = settings.model_name_or_path
+    local = Path(name).is_dir()
+    found = settings.model_max_length() is not None or (local and (Path(name) / "config.json").is_file())
+    report: dict[str, Any] = {"model": name, "embedded": settings.model is None, "local_folder": local}
+    report["available_offline"] = found
+    report["hf_hub_offline"] = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    return report
+
+
+def doctor_report(settings: Settings) -> dict[str, Any]:
+    """``{"health": ..., "model": ..., "machine": ..., "advice": [...]}``."""
+    from skill_adapter.training.machine import describe_machine, machine_advice
+
+    health = health_report(settings)
+    machine = describe_machine()
+    model = model_report(settings)
+    advice = machine_advice(machine)
+    if not model["available_offline"]:
+        where = "and HF_HUB_OFFLINE is set: jobs will fail" if model["hf_hub_offline"] else "jobs will download it"
+        advice.append(f"{model['model']} is not on this machine {where} (see docs/model-download.md)")
+    if model["embedded"]:
+        advice.append("SKILL_ADAPTER_MODEL is unset: jobs train the embedded tiny test model, not a real LLM")
+    return {"health": health, "model": model, "machine": machine, "advice": advice + health["warnings"]}
+
+
+def _mb(value: float | None) -> str:
+    return "?" if value is None else f"{value / 1024:.1f} GiB"
+
+
+def format_doctor(report: dict[str, Any]) -> str:
+    """The doctor report as text for a terminal."""
+    health, machine, model = report["health"], report["machine"], report["model"]
+    db, broker = health["database"], health["broker"]
+    lines = [f"service: {health['status']}"]
+    db_detail = f"revision {db.get('revision')} (newest {db.get('head')})" if db["status"] == "ok" else db["error"]
+    lines.append(f"  database  {db['status']:<6} {db['url']}  {db_detail}")
+    broker_detail = f"{broker.get('latency_ms')} ms" if broker["status"] == "ok" else broker["error"]
+    lines.append(f"  broker    {broker['status']:<6} {broker['url']}  {broker_detail}")
+    lines.append(f"  workers   {len(health['workers'])} live")
+    for worker in health["workers"]:
+        device = worker["device"]
+        if worker["gpu_name"]:
+            device = f"{worker['gpu_name']}, {_mb(worker['gpu_free_mb'])} free of {_mb(worker['gpu_total_mb'])}"
+        job = f", running {worker['job_id']}" if worker["job_id"] else ""
+        lines.append(f"    {worker['name'] or worker['id']}  [{','.join(worker['queues'])}]  {device}{job}")
+    lines.append("this machine:")
+    lines.append(
+        f"  python {machine['python']}, torch {machine['torch']} (CUDA build {machine['torch_cuda'] or 'none'})"
+    )
+    lines.append(f"  CUDA      {'yes' if machine['cuda_available'] else 'no'}")
+    for gpu in machine["gpus"]:
+        lines.append(
+            f"    cuda:{gpu['index']} {gpu['name']} (sm {gpu['capability']}), "
+            f"{_mb(gpu['free_mb'])} free of {_mb(gpu['total_mb'])}"
+        )
+    lines.append(f"  precision {machine['precision']}, attention {machine['attn_implementation']}")
+    lines.append(f"  flash-attn {machine['flash_attn'] or 'not installed'}")
+    lines.append(f"  bitsandbytes {machine['bitsandbytes'] or 'not installed'}")
+    lines.append(
+        f"  model     {model['model']}  ({'on this machine' if model['available_offline'] else 'not on this machine'})"
+    )
+    if report["advice"]:
+        lines.append("advice:")
+        lines.extend(f"  - {line}" for line in report["advice"])
+    return "\n".join(lines)

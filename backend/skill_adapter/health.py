@@ -1,0 +1,157 @@
+"""Health: the database, the broker and the live workers, each checked with a short timeout.
+
+Used by ``GET /api/health`` and ``skill-adapter doctor``. Never imports torch, never hangs: each check
+runs in a small thread pool and is reported as failed once its timeout passes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import make_url, select, text
+
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import UPGRADE_COMMAND, get_engine, head_revision, safe_url, session_scope
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+# Bounded: a check stuck past its timeout holds a thread, never the caller.
+_pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
+
+
+def _timed(check: Any, *args: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result = check(*args)
+    except Exception as exc:
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}".strip()[:500]}
+    result.setdefault("status", "ok")
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def _database(settings: Settings) -> dict[str, Any]:
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        raise FileNotFoundError(f"no database at {url.database} yet: run `{UPGRADE_COMMAND}` or `skill-adapter serve`")
+    engine = get_engine(settings)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        try:
+            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:
+            revision = None
+    head = head_revision()
+    report: dict[str, Any] = {"dialect": engine.dialect.name, "revision": revision, "head": head}
+    if revision != head:
+        report["status"] = "error"
+        report["error"] = f"schema at revision {revision or 'none'}, this version needs {head}: run `{UPGRADE_COMMAND}`"
+    return report
+
+
+def _broker(settings: Settings, timeout: float) -> dict[str, Any]:
+    url = settings.resolved_broker_url
+    scheme = url.split("://", 1)[0].lower()
+    if settings.uses_embedded_broker:
+        folders = [settings.broker_folder / "queue", settings.broker_folder / "processed"]
+        missing = [str(folder) for folder in folders if not folder.is_dir() or not os.access(folder, os.W_OK)]
+        if missing:
+            raise OSError(f"broker folder missing or not writable: {', '.join(missing)}")
+        queued = sum(1 for _ in folders[0].glob("*.msg"))
+        return {"transport": "filesystem", "folder": str(settings.broker_folder), "messages": queued}
+    if scheme in ("redis", "rediss"):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return {"transport": scheme}
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=timeout) as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+    return {"transport": scheme}
+
+
+def _workers(settings: Settings) -> list[dict[str, Any]]:
+    from skill_adapter.models import Job, Worker, utcnow
+    from skill_adapter.worker.heartbeat import WORKER_LIVE_SECONDS
+
+    cutoff = utcnow() - timedelta(seconds=WORKER_LIVE_SECONDS)
+    with session_scope(settings) as session:
+        rows = session.scalars(select(Worker).where(Worker.heartbeat_at >= cutoff).order_by(Worker.id)).all()
+        ids = [row.id for row in rows]
+        running = session.execute(
+            select(Job.worker_id, Job.id).where(Job.status == "running", Job.worker_id.in_(ids))
+        ).all()
+    jobs = {worker_id: job_id for worker_id, job_id in running}
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "hostname": row.hostname,
+            "pid": row.pid,
+            "queues": [queue for queue in row.queues.split(",") if queue],
+            "device": row.device,
+            "gpu_name": row.gpu_name,
+            "gpu_free_mb": row.gpu_free_mb,
+            "gpu_total_mb": row.gpu_total_mb,
+            "details": row.details or {},
+            "job_id": jobs.get(row.id),
+            "started_at": row.started_at.isoformat(),
+            "heartbeat_at": row.heartbeat_at.isoformat(),
+        }
+        for row in rows
+    ]
+
+
+def health_report(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """``{"status": "ok" | "unavailable", "database": {...}, "broker": {...}, "workers": [...], "warnings"}``.
+
+    ``status`` is ``ok`` when both the database and the broker answer; live workers are those whose
+    heartbeat is fresh (none is a warning, not a failure: the API accepts jobs and they wait queued).
+    """
+    db_future = _pool.submit(_timed, _database, settings)
+    broker_future = _pool.submit(_timed, _broker, settings, timeout)
+    deadline = time.monotonic() + timeout
+
+    def outcome(future: Any, what: str) -> dict[str, Any]:
+        try:
+            return dict(future.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            future.cancel()
+            return {"status": "error", "error": f"no answer from the {what} within {timeout:g} s"}
+
+    database = {"url": safe_url(settings.resolved_database_url), **outcome(db_future, "database")}
+    broker = {"url": safe_url(settings.resolved_broker_url), **outcome(broker_future, "broker")}
+    workers: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    if database["status"] == "ok":
+        future = _pool.submit(_workers, settings)
+        try:
+            workers = future.result(timeout=max(0.5, deadline - time.monotonic()))
+        except Exception as exc:
+            future.cancel()
+            warnings.append(f"could not read the workers' heartbeats: {type(exc).__name__} {exc}".strip())
+    if database["status"] == "ok" and not workers:
+        warnings.append("no live worker: jobs stay queued until one starts (`skill-adapter worker`)")
+    served = {queue for worker in workers for queue in worker["queues"]}
+    for queue in ("training", "evaluation"):
+        if workers and queue not in served:
+            warnings.append(f"no live worker consumes the {queue} queue")
+    ok = database["status"] == "ok" and broker["status"] == "ok"
+    return {
+        "status": "ok" if ok else "unavailable",
+        "database": database,
+        "broker": broker,
+        "workers": workers,
+        "warnings": warnings,
+    }
