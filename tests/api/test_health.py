@@ -1,0 +1,168 @@
+"""GET /api/health: database, broker and live workers; 503 with the same shape when a dependency is down."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from skill_adapter.api.main import create_app
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import head_revision, init_db, session_scope
+from skill_adapter.health import health_report
+from skill_adapter.models import Job, Worker, utcnow
+from skill_adapter.worker.heartbeat import WORKER_LIVE_SECONDS
+
+KEYS = {"status", "database", "broker", "workers", "warnings"}
+
+
+def add_worker(settings: Settings, worker_id: str, *, age: float = 0.0, **fields: object) -> None:
+    hostname, _, pid = worker_id.rpartition(":")
+    row = Worker(id=worker_id, name=f"w@{hostname}", hostname=hostname, pid=int(pid), queues="training,evaluation")
+    row.heartbeat_at = utcnow() - timedelta(seconds=age)
+    for key, value in fields.items():
+        setattr(row, key, value)
+    with session_scope(settings) as session:
+        session.add(row)
+
+
+def test_health_ok_on_the_embedded_defaults(client: TestClient) -> None:
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == KEYS and body["status"] == "ok"
+    assert body["database"]["status"] == "ok" and body["database"]["dialect"] == "sqlite"
+    assert body["database"]["revision"] == body["database"]["head"] == head_revision()
+    assert body["broker"] == {**body["broker"], "status": "ok", "transport": "filesystem", "messages": 0}
+    assert body["workers"] == []
+    assert any("no live worker" in warning for warning in body["warnings"])
+
+
+def test_health_lists_live_workers_with_devices_and_their_job(client: TestClient, settings: Settings) -> None:
+    add_worker(settings, "gpu-host:11", device="cuda", gpu_name="NVIDIA H100 80GB HBM3", gpu_free_mb=80000.0)
+    add_worker(settings, "cpu-host:12", device="cpu")
+    add_worker(settings, "dead-host:13", age=WORKER_LIVE_SECONDS + 5)
+    with session_scope(settings) as session:
+        session.add(Job(id="train-1", status="running", skill_path="x", config={}, worker_id="gpu-host:11"))
+    body = client.get("/api/health").json()
+    workers = {worker["id"]: worker for worker in body["workers"]}
+    assert set(workers) == {"gpu-host:11", "cpu-host:12"}
+    gpu = workers["gpu-host:11"]
+    assert (gpu["device"], gpu["gpu_name"], gpu["gpu_free_mb"], gpu["job_id"]) == (
+        "cuda",
+        "NVIDIA H100 80GB HBM3",
+        80000.0,
+        "train-1",
+    )
+    assert gpu["queues"] == ["training", "evaluation"] and gpu["hostname"] == "gpu-host" and gpu["pid"] == 11
+    assert workers["cpu-host:12"]["device"] == "cpu" and workers["cpu-host:12"]["job_id"] is None
+    assert body["warnings"] == []
+
+
+def test_health_warns_about_an_unserved_queue(client: TestClient, settings: Settings) -> None:
+    add_worker(settings, "host:1", queues="training")
+    assert client.get("/api/health").json()["warnings"] == ["no live worker consumes the evaluation queue"]
+
+
+def test_bad_broker_url_fails_fast_with_503(settings: Settings) -> None:
+    bad = settings.model_copy(update={"broker_url": "redis://:secret@127.0.0.1:1/0"})
+    init_db(bad)
+    app = create_app(bad, enqueue=lambda _job_id: None, run_sweeper=False)
+    with TestClient(app) as client:
+        started = time.monotonic()
+        response = client.get("/api/health")
+        assert time.monotonic() - started < 3
+    assert response.status_code == 503
+    body = response.json()
+    assert set(body) == KEYS and body["status"] == "unavailable"
+    assert body["database"]["status"] == "ok"
+    assert body["broker"]["status"] == "error" and "ConnectionError" in body["broker"]["error"]
+    assert "secret" not in response.text  # the password is masked
+
+
+def test_missing_database_gives_503(client: TestClient, settings: Settings) -> None:
+    (settings.data_dir / "skill-adapter.db").unlink()
+    response = client.get("/api/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert set(body) == KEYS and body["database"]["status"] == "error"
+    assert "skill-adapter db upgrade" in body["database"]["error"]
+    assert body["broker"]["status"] == "ok" and body["workers"] == []
+
+
+def test_unreachable_postgres_gives_an_error_quickly(settings: Settings) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket closes
+    down = settings.model_copy(update={"database_url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing"})
+    down.prepare_dirs()
+    started = time.monotonic()
+    report = health_report(down, timeout=2)
+    assert time.monotonic() - started < 3
+    assert report["status"] == "unavailable" and report["database"]["status"] == "error"
+    assert report["broker"]["status"] == "ok"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never answers: a hung broker or database."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_a_hung_broker_and_database_never_hang_health(settings: Settings, silent_server: int) -> None:
+    hung = settings.model_copy(
+        update={
+            "broker_url": f"redis://127.0.0.1:{silent_server}/0",
+            "database_url": f"postgresql+psycopg://postgres@127.0.0.1:{silent_server}/nothing",
+        }
+    )
+    hung.prepare_dirs()
+    started = time.monotonic()
+    report = health_report(hung, timeout=1)
+    assert time.monotonic() - started < 2
+    assert report["database"]["status"] == "error" and report["broker"]["status"] == "error"
+    assert "within 1 s" in report["database"]["error"] or "timeout" in report["database"]["error"].lower()
+
+
+@pytest.mark.services
+def test_health_pings_a_real_redis(settings: Settings) -> None:
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis on 127.0.0.1:6379: {exc}")
+    on_redis = settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/15"})
+    init_db(on_redis)
+    with TestClient(create_app(on_redis, enqueue=lambda _job_id: None, run_sweeper=False)) as client:
+        response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json()["broker"]["status"] == "ok" and response.json()["broker"]["transport"] == "redis"

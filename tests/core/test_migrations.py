@@ -1,0 +1,176 @@
+"""Alembic migrations: the migrated schema equals the models on SQLite and Postgres; a schema behind is refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, Table, inspect
+
+from skill_adapter.cli import main as cli_main
+from skill_adapter.core.config import Settings
+from skill_adapter.core.db import (
+    SchemaError,
+    check_schema,
+    get_engine,
+    head_revision,
+    init_db,
+    schema_state,
+    stamp_db,
+    upgrade_db,
+)
+from skill_adapter.models import Base
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+TABLES = {"jobs", "log_lines", "metric_points", "checkpoints", "evaluations", "workers"}
+
+
+def schema_diff(settings: Settings, metadata: MetaData = Base.metadata) -> list[object]:
+    with get_engine(settings).connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata))
+
+
+def with_extra_column(metadata: MetaData) -> MetaData:
+    """A copy of the models' metadata with one more column: the comparison must notice it."""
+    copy = MetaData()
+    for table in metadata.tables.values():
+        table.to_metadata(copy)
+    copy.tables["workers"].append_column(Column("extra", Integer, nullable=True))
+    Table("not_migrated", copy, Column("id", Integer, primary_key=True))
+    return copy
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=3, **PG) as conn:  # type: ignore[arg-type]
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_settings(settings: Settings) -> Iterator[Settings]:
+    """Settings on a Postgres database of this test's own, dropped afterwards."""
+    try:
+        name = f"skill_adapter_migr_{uuid.uuid4().hex[:10]}"
+        _admin(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # no server here; CI starts one
+        pytest.skip(f"no Postgres on 127.0.0.1:5432: {exc}")
+    pg = settings.model_copy(update={"database_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"})
+    try:
+        yield pg
+    finally:
+        get_engine(pg).dispose()
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_upgrade_matches_models_sqlite(settings: Settings) -> None:
+    state = upgrade_db(settings)
+    assert state.up_to_date and state.current == head_revision()
+    assert set(inspect(get_engine(settings)).get_table_names()) >= TABLES
+    assert schema_diff(settings) == []
+    assert len(schema_diff(settings, with_extra_column(Base.metadata))) == 2
+
+
+@pytest.mark.services
+def test_upgrade_matches_models_postgres(pg_settings: Settings) -> None:
+    state = upgrade_db(pg_settings)
+    assert state.up_to_date
+    assert set(inspect(get_engine(pg_settings)).get_table_names()) >= TABLES
+    assert schema_diff(pg_settings) == []
+    assert len(schema_diff(pg_settings, with_extra_column(Base.metadata))) == 2
+
+
+def test_downgrade_to_base_and_up_again(settings: Settings) -> None:
+    from alembic import command
+
+    from skill_adapter.core.db import alembic_config
+
+    upgrade_db(settings)
+    with get_engine(settings).begin() as conn:
+        command.downgrade(alembic_config(settings, conn), "base")
+    assert not TABLES & set(inspect(get_engine(settings)).get_table_names())
+    assert upgrade_db(settings).up_to_date
+    assert schema_diff(settings) == []
+
+
+def test_init_db_upgrades_sqlite_and_is_idempotent(settings: Settings) -> None:
+    init_db(settings)
+    init_db(settings)
+    assert schema_state(settings).up_to_date
+
+
+def test_schema_behind_is_refused_with_the_command(settings: Settings) -> None:
+    settings.prepare_dirs()
+    with pytest.raises(SchemaError, match=r"has no schema yet.*run `skill-adapter db upgrade`"):
+        init_db(settings, upgrade=False)
+    upgrade_db(settings)
+    with get_engine(settings).begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffff0000'")
+    with pytest.raises(SchemaError, match="revision ffff0000, which this version of skill-adapter does not know"):
+        check_schema(settings)
+
+
+def test_pre_migration_database_is_refused_then_stamped(settings: Settings) -> None:
+    settings.prepare_dirs()
+    Base.metadata.create_all(get_engine(settings))  # how databases were made before migrations
+    with pytest.raises(SchemaError, match=r"no migration history.*skill-adapter db stamp head"):
+        init_db(settings)
+    stamp_db(settings)
+    init_db(settings)
+    assert schema_state(settings).up_to_date
+
+
+@pytest.mark.services
+def test_postgres_behind_is_refused_by_init_db_app_and_cli(pg_settings: Settings, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from skill_adapter.api.main import create_app
+
+    with pytest.raises(SchemaError, match="run `skill-adapter db upgrade`"):
+        init_db(pg_settings)  # Postgres is never upgraded implicitly
+    with (
+        pytest.raises(SchemaError, match="run `skill-adapter db upgrade`"),
+        TestClient(create_app(pg_settings, enqueue=lambda _job_id: None, run_sweeper=False)),
+    ):
+        pass
+
+    env = {
+        **os.environ,
+        "SKILL_ADAPTER_DATABASE_URL": pg_settings.resolved_database_url,
+        "SKILL_ADAPTER_DATA_DIR": str(tmp_path / "data"),
+        "SKILL_ADAPTER_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        "SKILL_ADAPTER_BROKER_URL": "redis://127.0.0.1:1/0",
+    }
+    for command in (["worker"], ["serve", "--no-worker", "--port", "1"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "skill_adapter.cli", *command],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 2, run.stderr
+        assert "has no schema yet" in run.stderr and "run `skill-adapter db upgrade`" in run.stderr
+
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "skill_adapter.cli", "db", "upgrade"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert f"schema at revision {head_revision()}" in upgrade.stdout
+    assert schema_state(pg_settings).up_to_date
+    init_db(pg_settings)  # now accepted
+
+
+def test_db_cli_current_and_upgrade(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SKILL_ADAPTER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SKILL_ADAPTER_CHECKPOINT_DIR", str(settings.checkpoint_dir))
+    assert cli_main(["db", "current"]) == 1
+    assert "run `skill-adapter db upgrade`" in capsys.readouterr().out
+    assert cli_main(["db", "upgrade"]) == 0
+    assert cli_main(["db", "current"]) == 0
+    assert f"schema at revision {head_revision()} (up to date)" in capsys.readouterr().out
