@@ -1,4 +1,4 @@
-"""``skill-adapter``: serve | worker | train | preview | db | doctor."""
+"""``skill-adapter``: serve | worker | train | evaluate | preview | db | doctor."""
 
 from __future__ import annotations
 
@@ -153,6 +153,53 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a new evaluation of a job in the foreground (or show the latest) and print its Markdown report."""
+    from skill_adapter import crud
+    from skill_adapter.core.db import init_db, session_scope
+    from skill_adapter.core.errors import SkillAdapterError
+    from skill_adapter.evaluation.jobs import create_evaluation, execute_evaluation
+    from skill_adapter.evaluation.report import to_markdown
+
+    init_db(settings)
+    try:
+        with session_scope(settings) as session:
+            crud.get_job(session=session, job_id=args.job_id)
+            if args.show:
+                done = [e for e in crud.list_evaluations(session=session, job_id=args.job_id) if e.report]
+                if not done:
+                    print(f"error: job {args.job_id} has no finished evaluation", file=sys.stderr)
+                    return 1
+                print(json.dumps(done[0].report, indent=2) if args.json else to_markdown(done[0].report))
+                return 0
+            params: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "limit": args.limit}
+            if args.evals:
+                params["evals"] = json.loads(Path(args.evals).read_text(encoding="utf-8"))
+            evaluation = create_evaluation(
+                session=session,
+                job_id=args.job_id,
+                params={k: v for k, v in params.items() if v is not None},
+                settings=settings,
+            )
+            evaluation_id = evaluation.id
+    except SkillAdapterError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read --evals: {exc}", file=sys.stderr)
+        return 2
+    print(f"evaluation {evaluation_id} of {args.job_id}: base, base + SKILL.md, adapter", file=sys.stderr)
+    execute_evaluation(evaluation_id, settings=settings)
+    with session_scope(settings) as session:
+        evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id)
+    if evaluation.status != "succeeded" or evaluation.report is None:
+        print(f"{evaluation.status}: [{evaluation.error_code}] {evaluation.error_message or ''}", file=sys.stderr)
+        return 1
+    print(json.dumps(evaluation.report, indent=2) if args.json else to_markdown(evaluation.report))
+    print(f"report saved in {evaluation.report_path}", file=sys.stderr)
+    return 0
+
+
 def format_preview(result: dict[str, Any], *, examples: int = 5) -> str:
     """The preview as text: the skill, its findings, the dataset statistics and a few examples."""
     skill, stats = result["skill"], result["dataset_stats"]
@@ -261,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-steps", type=int)
     train.add_argument("--seed", type=int)
     train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a succeeded job: base, base + SKILL.md, adapter")
+    evaluate.add_argument("job_id")
+    evaluate.add_argument("--max-new-tokens", type=int, help="new tokens per greedy generation")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N cases")
+    evaluate.add_argument("--evals", help="an agentskills evals/evals.json to use instead of the held-out split")
+    evaluate.add_argument("--show", action="store_true", help="print the latest report without running one")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     preview = sub.add_parser("preview", help="show what a SKILL.md would train on, without training")
     preview.add_argument("skill", help="path to a SKILL.md (or its folder)")

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from skill_adapter.core.errors import JobNotFoundError, JobStateError
-from skill_adapter.models import Checkpoint, Job, LogLine, MetricPoint, utcnow
+from skill_adapter.core.errors import EvaluationNotFoundError, JobNotFoundError, JobStateError
+from skill_adapter.models import Checkpoint, Evaluation, Job, LogLine, MetricPoint, utcnow
 
 
 def create_job(*, session: Session, job_id: str, skill_path: str, skill_name: str, config: dict[str, Any]) -> Job:
@@ -193,5 +193,120 @@ def stale_queued_job_ids(*, session: Session, older_than: timedelta) -> list[str
             select(Job.id)
             .where(Job.status == "queued", func.coalesce(Job.enqueued_at, Job.created_at) < cutoff)
             .order_by(Job.created_at)
+        ).all()
+    )
+
+
+# Evaluations: the same life cycle as a job (queued -> running -> succeeded | failed), their own rows.
+
+
+def create_evaluation(*, session: Session, evaluation_id: str, job_id: str, params: dict[str, Any]) -> Evaluation:
+    evaluation = Evaluation(id=evaluation_id, job_id=job_id, status="queued", params=params, created_at=utcnow())
+    session.add(evaluation)
+    session.flush()
+    return evaluation
+
+
+def get_evaluation(*, session: Session, evaluation_id: str, job_id: str | None = None) -> Evaluation:
+    evaluation = session.get(Evaluation, evaluation_id)
+    if evaluation is None or (job_id is not None and evaluation.job_id != job_id):
+        raise EvaluationNotFoundError(f"Evaluation {evaluation_id!r} not found", evaluation_id=evaluation_id)
+    return evaluation
+
+
+def list_evaluations(*, session: Session, job_id: str) -> Sequence[Evaluation]:
+    """A job's evaluations, newest first."""
+    return session.scalars(
+        select(Evaluation)
+        .where(Evaluation.job_id == job_id)
+        .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+    ).all()
+
+
+def mark_evaluation_enqueued(*, session: Session, evaluation_id: str) -> None:
+    session.execute(update(Evaluation).where(Evaluation.id == evaluation_id).values(enqueued_at=utcnow()))
+
+
+def claim_evaluation(*, session: Session, evaluation_id: str, worker_id: str) -> bool:
+    """Compare-and-set queued -> running, as ``claim_job``."""
+    now = utcnow()
+    result = session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == evaluation_id, Evaluation.status == "queued")
+        .values(
+            status="running",
+            started_at=now,
+            heartbeat_at=now,
+            worker_id=worker_id,
+            attempts=Evaluation.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def heartbeat_evaluation(*, session: Session, evaluation_id: str, worker_id: str, **values: Any) -> bool:
+    """Renew the lease (and write ``progress``); False when the evaluation was taken back."""
+    result = session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == evaluation_id, Evaluation.status == "running", Evaluation.worker_id == worker_id)
+        .values(heartbeat_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_evaluation(
+    *,
+    session: Session,
+    evaluation_id: str,
+    status: str,
+    report: dict[str, Any] | None = None,
+    report_path: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> bool:
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
+    if status == "succeeded":
+        values.update(progress=1.0, report=report, report_path=report_path)
+    if error is not None:
+        values.update(error_code=error.get("code", "evaluation_failed"), error_message=error.get("message", ""))
+    result = session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == evaluation_id, Evaluation.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def expired_running_evaluations(*, session: Session, lease: timedelta) -> Sequence[Evaluation]:
+    cutoff = utcnow() - lease
+    return session.scalars(
+        select(Evaluation).where(
+            Evaluation.status == "running", func.coalesce(Evaluation.heartbeat_at, Evaluation.started_at) < cutoff
+        )
+    ).all()
+
+
+def requeue_evaluation(*, session: Session, evaluation_id: str, worker_id: str | None) -> bool:
+    result = session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == evaluation_id, Evaluation.status == "running", Evaluation.worker_id == worker_id)
+        .values(status="queued", worker_id=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def stale_queued_evaluation_ids(*, session: Session, older_than: timedelta) -> list[str]:
+    cutoff: datetime = utcnow() - older_than
+    return list(
+        session.scalars(
+            select(Evaluation.id)
+            .where(
+                Evaluation.status == "queued",
+                func.coalesce(Evaluation.enqueued_at, Evaluation.created_at) < cutoff,
+            )
+            .order_by(Evaluation.created_at)
         ).all()
     )

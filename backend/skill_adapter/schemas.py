@@ -200,3 +200,48 @@ class CheckpointPublic(BaseModel):
 class CheckpointsPublic(BaseModel):
     data: list[CheckpointPublic]
     count: int
+
+
+class EvaluateRequest(BaseModel):
+    """Options of ``POST /api/training/{job_id}/evaluate``; an empty body evaluates the held-out split."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    source: Literal["held_out", "evals"] | None = Field(
+        default=None, description="held_out (default) or evals: inline `evals`, else the skill's evals/evals.json"
+    )
+    evals: dict[str, Any] | None = Field(default=None, description="cases in the agentskills evals.json format")
+    max_new_tokens: Annotated[int, Field(ge=1, le=4096)] | None = None
+    limit: Annotated[int, Field(ge=1, le=1000, description="evaluate only the first N cases")] | None = None
+    max_context_tokens: (
+        Annotated[int, Field(ge=32, description="treat the model's context as this long (at most its real one)")] | None
+    ) = None
+
+
+class EvaluationCreated(BaseModel):
+    evaluation_id: str
+    job_id: str
+    status: str
+    created_at: datetime
+
+
+class EvaluationSummary(BaseModel):
+    evaluation_id: str
+    job_id: str
+    status: str
+    progress: float
+    params: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    report_path: str | None = None
+    error: ErrorBody | None = None
+
+
+class EvaluationPublic(EvaluationSummary):
+    report: dict[str, Any] | None = None
+
+
+class EvaluationsPublic(BaseModel):
+    data: list[EvaluationSummary]
+    count: int

@@ -212,7 +212,10 @@ def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue) -> bool:
         log.warning("could not enqueue %s (%s); the sweeper will retry", job_id, exc)
         return False
     with session_scope(settings) as session:
-        crud.mark_enqueued(session=session, job_id=job_id)
+        if job_id.startswith("eval-"):
+            crud.mark_evaluation_enqueued(session=session, evaluation_id=job_id)
+        else:
+            crud.mark_enqueued(session=session, job_id=job_id)
     return True
 
 
@@ -221,6 +224,12 @@ def sweep_queued(*, settings: Settings, enqueue: Enqueue, older_than: float | No
     age = timedelta(seconds=settings.requeue_after_seconds if older_than is None else older_than)
     with session_scope(settings) as session:
         job_ids = crud.stale_queued_job_ids(session=session, older_than=age)
+        job_ids += crud.stale_queued_evaluation_ids(session=session, older_than=age)
+    # A sender that sees its broker's queues (Redis) names the ids still waiting there: those are not lost.
+    waiting_job_ids = getattr(enqueue, "waiting_job_ids", None)
+    if job_ids and waiting_job_ids is not None:
+        waiting = waiting_job_ids() or set()
+        job_ids = [job_id for job_id in job_ids if job_id not in waiting]
     sent = [job_id for job_id in job_ids if enqueue_job(job_id, settings=settings, enqueue=enqueue)]
     if sent:
         log.info("re-enqueued %d queued job(s): %s", len(sent), ", ".join(sent))
@@ -256,6 +265,28 @@ def reap_expired(*, settings: Settings, enqueue: Enqueue) -> list[str]:
                     f"(attempt {job.attempts + 1} of {settings.max_attempts} will resume from the last checkpoint)",
                 )
                 handled.append(job.id)
+        handled += _reap_evaluations(session=session, settings=settings)
     for job_id in handled:
         enqueue_job(job_id, settings=settings, enqueue=enqueue)
     return handled
+
+
+def _reap_evaluations(*, session: Session, settings: Settings) -> list[str]:
+    """Evaluations whose worker died: requeued (they start over), or failed after ``MAX_ATTEMPTS``."""
+    requeued = []
+    lease = timedelta(seconds=settings.job_lease_seconds)
+    for evaluation in crud.expired_running_evaluations(session=session, lease=lease):
+        if evaluation.attempts >= settings.max_attempts:
+            crud.finish_evaluation(
+                session=session,
+                evaluation_id=evaluation.id,
+                status="failed",
+                error={
+                    "code": "worker_lost",
+                    "message": f"The worker running this evaluation stopped responding {evaluation.attempts} "
+                    "time(s); giving up.",
+                },
+            )
+        elif crud.requeue_evaluation(session=session, evaluation_id=evaluation.id, worker_id=evaluation.worker_id):
+            requeued.append(evaluation.id)
+    return requeued

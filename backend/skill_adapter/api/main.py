@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 
 from skill_adapter.api.errors import error_response, install_error_handlers
-from skill_adapter.api.routes import skills, system, training
+from skill_adapter.api.routes import evaluation, skills, system, training
 from skill_adapter.core.config import Settings, load_settings
 from skill_adapter.core.db import init_db
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
@@ -112,6 +112,7 @@ def create_app(
     app.state.enqueue = enqueue
     install_error_handlers(app)
     app.include_router(training.router)
+    app.include_router(evaluation.router)
     app.include_router(system.router)
     app.include_router(skills.router)
     mount_dashboard(app, dashboard or dashboard_dir())

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     packing: bool = Field(default=False, description="Pack short examples into full rows (padding-free)")
     gradient_checkpointing: bool | None = Field(default=None, description="Unset: on for CUDA, off on the CPU")
     eval_steps: int | None = Field(default=None, ge=1, description="Also evaluate every N steps (always per epoch)")
+    eval_max_new_tokens: int = Field(
+        default=128, ge=1, le=4096, description="Post-training evaluation: new tokens per greedy generation"
+    )
 
     # Where things live
     data_dir: Path = Field(default=Path(".skill-adapter"), description="SQLite file and embedded broker folders")
@@ -77,15 +80,15 @@ class Settings(BaseSettings):
         default=60, gt=0, description="A running job without a heartbeat this long is taken back"
     )
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a job whose worker keeps dying fails")
-    trust_remote_code: bool = False
-
-    @field_validator("model", mode="before")
     broker_visibility_timeout: float = Field(
         default=3600,
         gt=0,
         description="Redis broker: an unacknowledged message is delivered again after this many seconds "
         "(harmless: a redelivered job id finds its job claimed)",
     )
+    trust_remote_code: bool = False
+
+    @field_validator("model", mode="before")
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -74,6 +74,11 @@ class JobNotFoundError(SkillAdapterError, LookupError):
     status_code = 404
 
 
+class EvaluationNotFoundError(SkillAdapterError, LookupError):
+    code = "evaluation_not_found"
+    status_code = 404
+
+
 class JobStateError(SkillAdapterError):
     """The job is in a state that does not allow the request (e.g. cancelling a finished job)."""
 
@@ -85,6 +90,13 @@ class DatasetError(SkillAdapterError):
     """The skill parsed but yields no usable training set."""
 
     code = "dataset_empty"
+    status_code = 422
+
+
+class EvaluationError(SkillAdapterError):
+    """An evaluation that cannot run (e.g. an adapter whose weights are not safetensors)."""
+
+    code = "evaluation_failed"
     status_code = 422
 
 

@@ -41,8 +41,13 @@ def quantization_config(config: dict[str, Any], hardware: Hardware) -> Any | Non
     )
 
 
-def load_base_model(config: dict[str, Any], hardware: Hardware, *, trust_remote_code: bool = False) -> PreTrainedModel:
-    """The base model in the hardware's precision (or quantised for QLoRA), loaded from safetensors only."""
+def load_base_model(
+    config: dict[str, Any], hardware: Hardware, *, trust_remote_code: bool = False, for_training: bool = True
+) -> PreTrainedModel:
+    """The base model in the hardware's precision (or quantised for QLoRA), loaded from safetensors only.
+
+    ``for_training=False`` (evaluation) skips ``prepare_model_for_kbit_training``, which only readies a
+    quantised model for gradients."""
     quant = quantization_config(config, hardware)
     kwargs: dict[str, Any] = {
         "dtype": hardware.dtype,
@@ -55,7 +60,7 @@ def load_base_model(config: dict[str, Any], hardware: Hardware, *, trust_remote_
         if hardware.cuda:
             kwargs["device_map"] = {"": torch.cuda.current_device()}
     model = AutoModelForCausalLM.from_pretrained(config["model"], **kwargs)
-    if quant is not None:
+    if quant is not None and for_training:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=bool(config.get("gradient_checkpointing"))
         )

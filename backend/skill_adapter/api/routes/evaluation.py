@@ -1,0 +1,107 @@
+"""Post-training evaluation: start one (a queued job of its own), read the latest and past reports."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from fastapi import APIRouter, Request
+
+from skill_adapter import crud
+from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.uploads import parse_json, read_body
+from skill_adapter.core.errors import EvaluationNotFoundError
+from skill_adapter.evaluation.jobs import create_evaluation
+from skill_adapter.models import Evaluation
+from skill_adapter.schemas import (
+    ErrorBody,
+    EvaluateRequest,
+    EvaluationCreated,
+    EvaluationPublic,
+    EvaluationsPublic,
+    EvaluationSummary,
+)
+from skill_adapter.service import enqueue_job
+
+router = APIRouter(prefix="/api/training", tags=["evaluation"])
+
+MAX_EVALUATE_BODY = 5_000_000
+
+
+def _summary(evaluation: Evaluation) -> dict[str, Any]:
+    params = {k: v for k, v in evaluation.params.items() if k != "evals"}
+    if evaluation.params.get("evals") is not None:
+        params["evals_cases"] = len(evaluation.params["evals"].get("evals", []))
+    error = None
+    if evaluation.status == "failed" or evaluation.error_code:
+        error = ErrorBody(code=evaluation.error_code or "evaluation_failed", message=evaluation.error_message or "")
+    return {
+        "evaluation_id": evaluation.id,
+        "job_id": evaluation.job_id,
+        "status": evaluation.status,
+        "progress": evaluation.progress,
+        "params": params,
+        "created_at": evaluation.created_at,
+        "started_at": evaluation.started_at,
+        "finished_at": evaluation.finished_at,
+        "report_path": evaluation.report_path,
+        "error": error,
+    }
+
+
+@router.post(
+    "/{job_id}/evaluate",
+    status_code=202,
+    response_model=EvaluationCreated,
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": EvaluateRequest.model_json_schema()}},
+        }
+    },
+)
+async def evaluate(
+    job_id: str, request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep
+) -> Any:
+    """Queue an evaluation of a succeeded job: base, base + SKILL.md, and adapter on the same cases.
+
+    404 for an unknown job, 409 for a job that has not succeeded, 422 for an adapter that is not
+    safetensors or malformed ``evals``.
+    """
+    raw = await read_body(request, cap=MAX_EVALUATE_BODY)
+    body = cast(EvaluateRequest, parse_json(raw, EvaluateRequest)) if raw.strip() else EvaluateRequest()
+    evaluation = create_evaluation(
+        session=session, job_id=job_id, params=body.model_dump(exclude_none=True), settings=settings
+    )
+    session.commit()
+    enqueue_job(evaluation.id, settings=settings, enqueue=enqueue)
+    return EvaluationCreated(
+        evaluation_id=evaluation.id, job_id=job_id, status=evaluation.status, created_at=evaluation.created_at
+    )
+
+
+@router.get("/{job_id}/evaluation", response_model=EvaluationPublic)
+def latest_evaluation(job_id: str, session: SessionDep) -> Any:
+    """The latest evaluation with its report (``report`` is null until ``status`` is ``succeeded``)."""
+    crud.get_job(session=session, job_id=job_id)
+    evaluations = crud.list_evaluations(session=session, job_id=job_id)
+    if not evaluations:
+        raise EvaluationNotFoundError(
+            f"Job {job_id} has no evaluation yet; start one with POST /api/training/{job_id}/evaluate"
+        )
+    return EvaluationPublic(**_summary(evaluations[0]), report=evaluations[0].report)
+
+
+@router.get("/{job_id}/evaluations", response_model=EvaluationsPublic)
+def list_evaluations(job_id: str, session: SessionDep) -> Any:
+    """Every evaluation of the job, newest first, without the reports."""
+    crud.get_job(session=session, job_id=job_id)
+    evaluations = crud.list_evaluations(session=session, job_id=job_id)
+    return EvaluationsPublic(data=[EvaluationSummary(**_summary(e)) for e in evaluations], count=len(evaluations))
+
+
+@router.get("/{job_id}/evaluations/{evaluation_id}", response_model=EvaluationPublic)
+def get_evaluation(job_id: str, evaluation_id: str, session: SessionDep) -> Any:
+    """One past evaluation with its report."""
+    crud.get_job(session=session, job_id=job_id)
+    evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id)
+    return EvaluationPublic(**_summary(evaluation), report=evaluation.report)

@@ -1,0 +1,235 @@
+"""Run the three arms over the evaluation cases: base, base + SKILL.md as system prompt, and adapter.
+
+One model is loaded: the base with the adapter attached. The base arms run with the adapter disabled
+(``PeftModel.disable_adapter``), so all arms share weights, precision and quantisation exactly.
+Decoding is greedy; scores are the reference's token log-likelihoods under teacher forcing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+
+from skill_adapter.evaluation import metrics
+from skill_adapter.evaluation.cases import EvalCase
+from skill_adapter.evaluation.jobs import check_adapter_folder
+from skill_adapter.training.hardware import detect_hardware
+from skill_adapter.training.model import load_base_model, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+ARMS = ("base", "base_with_skill", "adapter")
+TEMPLATE_KWARGS = {"enable_thinking": False}  # as in training: Qwen3's answers carry no think block
+
+
+@dataclass
+class Prompted:
+    """One case rendered for one arm: prompt ids, reference ids, and what the model made of them."""
+
+    prompt_ids: list[int]
+    target_ids: list[int]
+    nll: float = 0.0
+    output: str = ""
+
+
+class Evaluator:
+    """The loaded model and tokenizer, and the per-case operations the report is built from."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.device = next(model.parameters()).device
+        self.end_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+
+    def render(self, user: str, system: str | None) -> list[int]:
+        messages = ([{"role": "system", "content": system}] if system is not None else []) + [
+            {"role": "user", "content": user}
+        ]
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **TEMPLATE_KWARGS
+        )
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def target(self, reference: str) -> list[int]:
+        """The reference answer's tokens and the end-of-turn token: what training taught it to emit."""
+        return [*self.tokenizer(reference, add_special_tokens=False)["input_ids"], self.end_id]
+
+    @torch.no_grad()
+    def nll(self, prompt_ids: list[int], target_ids: list[int]) -> float:
+        """Summed negative log-likelihood of ``target_ids`` after ``prompt_ids`` (teacher forcing)."""
+        ids = torch.tensor([prompt_ids + target_ids], device=self.device)
+        logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        targets = ids[0, len(prompt_ids) :]
+        return float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: list[int]) -> str:
+        ids = torch.tensor([prompt_ids], device=self.device)
+        out = self.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            eos_token_id=self.end_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        return clean_output(self.tokenizer.decode(out[0, len(prompt_ids) :], skip_special_tokens=True))
+
+
+def clean_output(text: str) -> str:
+    """Strip a leading (empty) think block and surrounding whitespace."""
+    text = text.strip()
+    if text.startswith("<think>") and "</think>" in text:
+        text = text.split("</think>", 1)[1]
+    return text.strip()
+
+
+def fit_skill_text(tokenizer: Any, skill_text: str, budget: int) -> tuple[str, int, int]:
+    """The skill text cut to at most ``budget`` tokens: (text, tokens used, tokens in full)."""
+    ids = tokenizer(skill_text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget:
+        return skill_text, len(ids), len(ids)
+    kept = max(0, budget)
+    return tokenizer.decode(ids[:kept]), kept, len(ids)
+
+
+def model_context(model: Any) -> int | None:
+    value = getattr(model.config, "max_position_embeddings", None)
+    return int(value) if value else None
+
+
+def load_for_evaluation(config: dict[str, Any], adapter_path: Path) -> tuple[Any, Any]:
+    """Tokenizer and the base model with the job's adapter, loaded as training loaded the base."""
+    check_adapter_folder(adapter_path)
+    hardware = detect_hardware()
+    tokenizer = load_tokenizer(config["model"])
+    base = load_base_model(config, hardware, for_training=False)
+    if not hardware.cuda or config["adapter_type"] != "qlora":
+        base = base.to("cuda" if hardware.cuda else "cpu")
+    model = PeftModel.from_pretrained(base, str(adapter_path), is_trainable=False)
+    model.eval()
+    return model, tokenizer
+
+
+def run_arms(
+    evaluator: Evaluator,
+    cases: list[EvalCase],
+    *,
+    skill_text: str,
+    max_context_tokens: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Score and generate every case in every arm; the report's numbers, before formatting."""
+    model = evaluator.model
+    context = max_context_tokens or model_context(model.get_base_model()) or 4096
+    plain = [evaluator.render(case.prompt, None) for case in cases]
+    targets = [evaluator.target(case.reference) for case in cases]
+    wrapper = len(evaluator.render("", "")) - len(evaluator.render("", None))  # the system turn's own tokens
+    room = min(
+        context - len(p) - wrapper - max(len(t), evaluator.max_new_tokens) for p, t in zip(plain, targets, strict=True)
+    )
+    skill_used_text, skill_used, skill_total = fit_skill_text(evaluator.tokenizer, skill_text, room)
+    truncated = skill_used < skill_total
+    if truncated:
+        log.warning(
+            "the SKILL.md (%d tokens) does not fit the model's context (%d) beside the prompts; "
+            "base_with_skill sees its first %d tokens",
+            skill_total,
+            context,
+            skill_used,
+        )
+
+    runs: dict[str, list[Prompted]] = {arm: [] for arm in ARMS}
+    started = time.perf_counter()
+    seconds = dict.fromkeys(ARMS, 0.0)
+    for index, (case, prompt_ids, target_ids) in enumerate(zip(cases, plain, targets, strict=True)):
+        for arm in ARMS:
+            arm_started = time.perf_counter()
+            ids = evaluator.render(case.prompt, skill_used_text) if arm == "base_with_skill" else prompt_ids
+            item = Prompted(prompt_ids=ids, target_ids=target_ids)
+            if arm == "adapter":
+                item.nll = evaluator.nll(ids, target_ids)
+                item.output = evaluator.generate(ids)
+            else:
+                with model.disable_adapter():
+                    item.nll = evaluator.nll(ids, target_ids)
+                    item.output = evaluator.generate(ids)
+            runs[arm].append(item)
+            seconds[arm] += time.perf_counter() - arm_started
+        if progress is not None:
+            progress((index + 1) / len(cases))
+    return {
+        "runs": runs,
+        "context_tokens": context,
+        "skill": {"tokens": skill_total, "tokens_used": skill_used, "truncated": truncated},
+        "seconds": {arm: round(value, 3) for arm, value in seconds.items()},
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def summarize(cases: list[EvalCase], result: dict[str, Any]) -> dict[str, Any]:
+    """Per-arm metrics, internalisation ratios, and per-example rows with best and worst cases."""
+    runs: dict[str, list[Prompted]] = result["runs"]
+    exact_index = [i for i, case in enumerate(cases) if case.exact]
+    arms: dict[str, dict[str, Any]] = {}
+    for arm in ARMS:
+        items = runs[arm]
+        predictions = [items[i].output for i in exact_index]
+        references = [cases[i].reference for i in exact_index]
+        arms[arm] = {
+            "perplexity": metrics.perplexity(sum(i.nll for i in items), sum(len(i.target_ids) for i in items)),
+            "accuracy": metrics.accuracy(predictions, references),
+            "bleu": metrics.corpus_bleu(predictions, references),
+            "chrf": metrics.corpus_chrf(predictions, references),
+            "prompt_tokens_per_call": sum(len(i.prompt_ids) for i in items) / len(items),
+            "scored_cases": len(exact_index),
+            "seconds": result["seconds"][arm],
+        }
+    internalisation = {}
+    for metric in ("perplexity", "accuracy", "bleu", "chrf"):
+        ratio, reason = metrics.internalisation_ratio(*(arms[arm][metric] for arm in ARMS))
+        internalisation[metric] = {"ratio": ratio, "reason": reason}
+
+    examples = []
+    for index, case in enumerate(cases):
+        outputs = {}
+        for arm in ARMS:
+            item = runs[arm][index]
+            outputs[arm] = {
+                "output": item.output,
+                "perplexity": metrics.perplexity(item.nll, len(item.target_ids)),
+                "chrf": metrics.sentence_chrf(item.output, case.reference) if case.exact else None,
+                "exact": metrics.exact_match(item.output, case.reference) if case.exact else None,
+                "prompt_tokens": len(item.prompt_ids),
+            }
+        examples.append({**case.to_dict(), "outputs": outputs})
+    ranked = sorted(examples, key=_example_score)
+    count = min(3, len(ranked))
+    return {
+        "arms": arms,
+        "internalisation": internalisation,
+        "prompt_tokens_saved_per_call": arms["base_with_skill"]["prompt_tokens_per_call"]
+        - arms["adapter"]["prompt_tokens_per_call"],
+        "examples": examples,
+        "best": [e["id"] for e in reversed(ranked[-count:])] if count else [],
+        "worst": [e["id"] for e in ranked[:count]],
+    }
+
+
+def _example_score(example: dict[str, Any]) -> tuple[float, float]:
+    """Rank by the adapter's chrF where the reference is exact, then by its (lower-is-better) perplexity."""
+    adapter = example["outputs"]["adapter"]
+    chrf = adapter["chrf"] if adapter["chrf"] is not None else 0.0
+    return chrf, -float(adapter["perplexity"] or 0.0)
