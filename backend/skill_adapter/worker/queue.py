@@ -6,6 +6,11 @@ The broker carries job ids only; the job row is the source of truth.
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+from typing import Any
+
 from celery import Celery
 
 from skill_adapter.core.config import Settings
@@ -29,7 +34,13 @@ def create_celery(settings: Settings) -> Celery:
             "store_processed": False,
         }
     else:
-        transport_options = {"visibility_timeout": settings.broker_visibility_timeout}
+        visibility = settings.broker_visibility_timeout
+        transport_options = {
+            "visibility_timeout": visibility,
+            # Idle workers look for messages whose worker vanished every few seconds, not every 100 s.
+            "unacked_restore_interval": min(10.0, max(1.0, visibility / 4)),
+            "unacked_restore_throttle": 1,
+        }
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
@@ -47,17 +58,58 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def sender(settings: Settings):  # type: ignore[no-untyped-def]
-    """An ``enqueue(job_id)`` callable that sends by task name (the API never imports the task code).
+class Sender:
+    """``enqueue(job_id)``: sends by task name (the API never imports the task code).
 
     Evaluation ids (``eval-…``) go to the evaluation queue, training job ids to the training queue.
     """
-    app = create_celery(settings)
 
-    def enqueue(job_id: str) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_celery(settings)
+        self._redis = settings.resolved_broker_url.startswith(("redis://", "rediss://"))
+        self.requeue_after = settings.requeue_after_seconds
+
+    def __call__(self, job_id: str) -> None:
         if job_id.startswith("eval-"):
-            app.send_task(EVALUATE_TASK, args=[job_id], queue=EVALUATION_QUEUE)
+            self.app.send_task(EVALUATE_TASK, args=[job_id], queue=EVALUATION_QUEUE)
         else:
-            app.send_task(TRAIN_TASK, args=[job_id], queue=TRAINING_QUEUE)
+            self.app.send_task(TRAIN_TASK, args=[job_id], queue=TRAINING_QUEUE)
 
-    return enqueue
+    def waiting_job_ids(self) -> set[str] | None:
+        """The job ids whose messages wait in the broker's queues, or None where the broker cannot say.
+
+        The sweeper skips them, so re-sending lost messages never piles up duplicates of waiting ones.
+        Only Redis is inspected. A message a worker received in the last ``REQUEUE_AFTER_SECONDS`` counts
+        too (it is about to be claimed); an older unacknowledged one belongs to a worker that died.
+        """
+        if not self._redis:
+            return None
+        found: set[str] = set()
+        with self.app.connection_for_write() as conn:
+            client = conn.default_channel.client
+            for queue in (TRAINING_QUEUE, EVALUATION_QUEUE):
+                # kombu keeps one list per priority step: "<queue>" and "<queue>\x06\x16<step>"
+                for key in (queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))):
+                    found.update(filter(None, (_job_id_of(json.loads(raw)) for raw in client.lrange(key, 0, -1))))
+            received = client.zrangebyscore("unacked_index", time.time() - self.requeue_after, "+inf")
+            for raw in client.hmget("unacked", received) if received else ():
+                if raw is not None:  # [message, exchange, routing key]
+                    found.update(filter(None, [_job_id_of(json.loads(raw)[0])]))
+        return found
+
+
+def _job_id_of(message: dict[str, Any]) -> str | None:
+    """The job id carried by one Celery message (protocol 2, JSON), or None."""
+    try:
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def sender(settings: Settings) -> Sender:
+    """The enqueue function the API uses."""
+    return Sender(settings)
