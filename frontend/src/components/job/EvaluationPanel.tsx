@@ -38,7 +38,7 @@ function ExampleCard({ example, arms }: { example: EvalExample; arms: ArmName[] 
           return (
             <div key={arm} className="arm-output">
               <span className="role">{ARM_LABELS[arm]}</span>
-              <pre>{out?.output ?? '—'}</pre>
+              {out?.output ? <pre>{out.output}</pre> : <p className="muted">{out ? '(empty output)' : '—'}</p>}
               <small className="muted">
                 chrF {formatNumber(out?.chrf, 3)} · perplexity {formatNumber(out?.perplexity, 3)}
               </small>
@@ -104,20 +104,30 @@ export function EvaluationReportView({ report }: { report: EvaluationReport }) {
           ))}
         </tbody>
       </table>
-      <div className="stat-row">
-        {Object.entries(report.internalisation).map(([metric, value]) => (
-          <div className="stat" key={metric}>
-            <span className="stat-value">{value.ratio === null ? 'n/a' : formatPercent(value.ratio)}</span>
-            <span className="stat-label">
-              internalised ({metric}){value.reason ? `: ${value.reason}` : ''}
-            </span>
-          </div>
-        ))}
-        <div className="stat">
-          <span className="stat-value">{formatNumber(report.prompt_tokens_saved_per_call, 5)}</span>
-          <span className="stat-label">prompt tokens saved per call</span>
-        </div>
-      </div>
+      <table className="compact internalisation">
+        <caption>What the adapter internalised</caption>
+        <thead>
+          <tr>
+            <th scope="col">Metric</th>
+            <th scope="col">Ratio</th>
+            <th scope="col">Note</th>
+          </tr>
+        </thead>
+        <tbody>
+          {Object.entries(report.internalisation).map(([metric, value]) => (
+            <tr key={metric}>
+              <th scope="row">{metric}</th>
+              <td>{value.ratio === null ? 'n/a' : value.ratio.toFixed(2)}</td>
+              <td className="muted">{value.reason ?? ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="muted">
+        Ratio = (adapter − base) / (base with the skill − base): 1 means the adapter does as well as the SKILL.md in
+        context, 0 no better than the base model. Prompt tokens saved per call:{' '}
+        <strong>{formatNumber(report.prompt_tokens_saved_per_call, 5)}</strong>.
+      </p>
       <ExampleList title="Best examples" ids={report.best} report={report} arms={arms} />
       <ExampleList title="Worst examples" ids={report.worst} report={report} arms={arms} />
     </div>

@@ -1,10 +1,25 @@
-import type { ChatMessage, Preview } from '../../api/types'
+import type { ChatMessage, Preview, PreviewExample } from '../../api/types'
 import { formatNumber } from '../../lib/format'
 
-const SAMPLE_SIZE = 6
+const SAMPLE_SIZE = 5
 
 function text(messages: ChatMessage[]): string {
   return messages.map((m) => m.content).join('\n\n')
+}
+
+/** A few examples, taken in turn from each generator, so the sample shows every kind the dataset has. */
+export function sampleExamples(examples: PreviewExample[], size: number): PreviewExample[] {
+  const groups = new Map<string, PreviewExample[]>()
+  for (const ex of examples) groups.set(ex.generator, [...(groups.get(ex.generator) ?? []), ex])
+  const queues = [...groups.values()]
+  const picked: PreviewExample[] = []
+  while (picked.length < size && queues.some((q) => q.length)) {
+    for (const queue of queues) {
+      const next = queue.shift()
+      if (next && picked.length < size) picked.push(next)
+    }
+  }
+  return picked
 }
 
 /** What a job would train on: the parsed skill, the importer's findings, dataset statistics, sample examples. */
@@ -98,10 +113,13 @@ export function PreviewPanel({ preview }: { preview: Preview }) {
       </table>
 
       <h3>
-        Sample examples <span className="muted">({Math.min(SAMPLE_SIZE, examples.length)} of {examples.length})</span>
+        Sample examples{' '}
+        <span className="muted">
+          ({Math.min(SAMPLE_SIZE, examples.length)} of the {examples.length} in the preview, one per generator in turn)
+        </span>
       </h3>
       <ol className="examples">
-        {examples.slice(0, SAMPLE_SIZE).map((ex, i) => (
+        {sampleExamples(examples, SAMPLE_SIZE).map((ex, i) => (
           <li key={i} className="example">
             <div className="example-tags">
               <span className="tag">{ex.generator}</span>

@@ -1,5 +1,5 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query'
-import { useEffect, useMemo, useState, type FormEvent } from 'react'
+import { useMemo, useState, type FormEvent } from 'react'
 import { useNavigate } from 'react-router-dom'
 import { api, type SkillSource } from '../../api/client'
 import { jobKeys, useServerConfig } from '../../api/queries'
@@ -13,13 +13,11 @@ import { initialValues, toParams, validate, type FormValues } from './params'
 export function TrainingTab() {
   const config = useServerConfig()
   const [source, setSource] = useState<SkillSource | null>(null)
-  const [values, setValues] = useState<FormValues | null>(null)
+  // Until the user edits a field the form shows the server's defaults.
+  const [edited, setEdited] = useState<FormValues | null>(null)
+  const values = edited ?? (config.data ? initialValues(config.data) : null)
   const navigate = useNavigate()
   const queryClient = useQueryClient()
-
-  useEffect(() => {
-    if (config.data && values === null) setValues(initialValues(config.data))
-  }, [config.data, values])
 
   const errors = useMemo(() => (values ? validate(values, config.data) : {}), [values, config.data])
   const valid = Object.keys(errors).length === 0
@@ -77,7 +75,7 @@ export function TrainingTab() {
               config={config.data}
               values={values}
               errors={errors}
-              onChange={(name, value) => setValues((prev) => ({ ...(prev ?? {}), [name]: value }))}
+              onChange={(name, value) => setEdited({ ...values, [name]: value })}
             />
           ) : null}
           <ErrorMessage error={start.error} title="Training was not started" />

@@ -1,0 +1,258 @@
+// End to end: the real service (tiny embedded model) serving the built dashboard, driven in Chromium.
+//
+//   npm run build && node e2e/dashboard.e2e.mjs
+//
+// Environment: CHROMIUM (default /usr/bin/chromium), SKILL_ADAPTER_PYTHON (a Python with skill_adapter
+// installed; default: `uv run`), SCREENSHOT_DIR (default: a temporary folder; pass ../docs/screenshots
+// to refresh the documentation's pictures), E2E_KEEP=1 keeps the service's temporary folder.
+// Prints "N passed, N failed" at the end and exits non-zero when a step failed.
+
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const frontend = resolve(here, '..')
+const repo = resolve(frontend, '..')
+const dist = join(frontend, 'dist')
+const skillFile = join(repo, 'skills', 'commit-messages', 'SKILL.md')
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium'
+const work = mkdtempSync(join(tmpdir(), 'dashboard-e2e-'))
+const shots = resolve(process.env.SCREENSHOT_DIR ?? join(work, 'screenshots'))
+mkdirSync(shots, { recursive: true })
+
+const TRAIN_TIMEOUT = 300_000
+const EVAL_TIMEOUT = 300_000
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', fail)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => ok(port))
+    })
+  })
+}
+
+async function startService(port) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SKILL_ADAPTER_')))
+  Object.assign(env, {
+    SKILL_ADAPTER_DATA_DIR: join(work, 'data'),
+    SKILL_ADAPTER_CHECKPOINT_DIR: join(work, 'checkpoints'),
+    SKILL_ADAPTER_SKILLS_ROOT: join(repo, 'skills'),
+    SKILL_ADAPTER_DASHBOARD_DIR: dist,
+    SKILL_ADAPTER_SAVE_STEPS: '5',
+    SKILL_ADAPTER_SWEEP_INTERVAL_SECONDS: '2',
+    CUDA_VISIBLE_DEVICES: '',
+    HF_HUB_OFFLINE: '1',
+    TOKENIZERS_PARALLELISM: 'false',
+    OMP_NUM_THREADS: '2',
+  })
+  const python = process.env.SKILL_ADAPTER_PYTHON
+  const [cmd, args] = python
+    ? [python, ['-m', 'skill_adapter.cli', 'serve', '--port', String(port)]]
+    : ['uv', ['run', '--project', repo, 'skill-adapter', 'serve', '--port', String(port)]]
+  const log = []
+  const proc = spawn(cmd, args, { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  for (const stream of [proc.stdout, proc.stderr]) stream.on('data', (chunk) => log.push(chunk.toString()))
+  const base = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 90_000
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`the service exited with ${proc.exitCode}:\n${log.join('')}`)
+    try {
+      const response = await fetch(`${base}/api/health`)
+      if (response.ok) return { proc, base, log }
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 300))
+  }
+  throw new Error(`the service did not answer /api/health in 90 s:\n${log.join('')}`)
+}
+
+function stopService(proc) {
+  if (!proc || proc.exitCode !== null) return Promise.resolve()
+  return new Promise((ok) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-proc.pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+      ok()
+    }, 15_000)
+    proc.on('exit', () => {
+      clearTimeout(timer)
+      ok()
+    })
+    try {
+      process.kill(-proc.pid, 'SIGINT')
+    } catch {
+      ok()
+    }
+  })
+}
+
+const results = []
+async function step(name, fn) {
+  const started = Date.now()
+  try {
+    await fn()
+    results.push({ name, ok: true })
+    console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+  } catch (err) {
+    results.push({ name, ok: false })
+    console.log(`FAIL ${name}: ${err instanceof Error ? err.stack : err}`)
+    throw err
+  }
+}
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message)
+}
+
+let service
+let browser
+let failed = false
+try {
+  expect(existsSync(join(dist, 'index.html')), `${dist} has no index.html: run npm run build first`)
+  service = await startService(await freePort())
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] })
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
+  const consoleErrors = []
+  page.on('pageerror', (err) => consoleErrors.push(String(err)))
+  let jobId = ''
+
+  await step('the service serves the dashboard at /', async () => {
+    await page.goto(`${service.base}/`)
+    await page.getByRole('heading', { name: 'Train an adapter' }).waitFor()
+    await page.getByRole('button', { name: 'Start Training' }).waitFor()
+    expect(await page.getByRole('button', { name: 'Start Training' }).isDisabled(), 'Start Training is enabled without a skill')
+  })
+
+  await step('an API error is shown with the API\'s own message', async () => {
+    await page.getByLabel('Choose a SKILL.md file').setInputFiles({
+      name: 'notes.pdf',
+      mimeType: 'application/pdf',
+      buffer: Buffer.from('%PDF-1.4 not a skill'),
+    })
+    const alert = page.getByRole('alert').filter({ hasText: 'Preview failed' })
+    await alert.waitFor()
+    const text = await alert.innerText()
+    expect(text.includes("Cannot tell what 'notes.pdf' is"), `unexpected error text: ${text}`)
+    expect(text.includes('invalid_parameter'), `the error code is missing: ${text}`)
+  })
+
+  await step('upload a SKILL.md and preview it', async () => {
+    await page.getByLabel('Choose a SKILL.md file').setInputFiles(skillFile)
+    await page.getByRole('heading', { name: 'Preview: commit-messages' }).waitFor()
+    await page.getByRole('heading', { name: 'Findings' }).waitFor()
+    await page.getByText('training examples').waitFor()
+    expect((await page.locator('.examples > li').count()) > 0, 'the preview shows no sample example')
+  })
+
+  await step('the form starts from the server defaults and validates', async () => {
+    const config = await (await fetch(`${service.base}/api/config`)).json()
+    const epochs = page.getByLabel('Epochs', { exact: true })
+    expect((await epochs.inputValue()) === String(config.defaults.num_epochs), 'Epochs does not show the default')
+    await epochs.fill('0')
+    await page.getByText('Epochs must be a whole number at least 1 and at most 1000').waitFor()
+    expect(await page.getByRole('button', { name: 'Start Training' }).isDisabled(), 'Start Training accepts 0 epochs')
+    await epochs.fill('2')
+    await page.getByLabel('Batch size').fill('8')
+    await page.getByLabel('Gradient accumulation steps').fill('1')
+    await page.getByLabel('Learning rate').fill('0.002')
+    expect(await page.getByRole('button', { name: 'Start Training' }).isEnabled(), 'Start Training stays disabled')
+    await page.screenshot({ path: join(shots, 'training-tab.png'), fullPage: true })
+  })
+
+  await step('Start Training opens the job page', async () => {
+    await page.getByRole('button', { name: 'Start Training' }).click()
+    await page.waitForURL(/\/jobs\/train-[0-9a-f]+$/)
+    jobId = page.url().split('/').at(-1)
+  })
+
+  await step('the job reaches succeeded with a loss curve', async () => {
+    await page.locator('.heading-row .badge-succeeded').waitFor({ timeout: TRAIN_TIMEOUT })
+    const curve = page.locator('figure.chart', { hasText: 'Loss' }).locator('path.recharts-line-curve').first()
+    await curve.waitFor()
+    const d = (await curve.getAttribute('d')) ?? ''
+    expect((d.match(/[LC]/g) ?? []).length >= 2, `the loss curve has too few points: ${d}`)
+    await page.getByText('No GPU').waitFor()
+    await page.getByRole('row', { name: /final/ }).waitFor()
+    expect((await page.getByTestId('log-tail').locator('.log-line').count()) > 0, 'the log tail is empty')
+    const progress = await page.getByRole('progressbar', { name: 'Training progress' }).getAttribute('aria-valuenow')
+    expect(progress === '100', `progress is ${progress}`)
+    expect(await page.getByRole('button', { name: 'Cancel' }).isDisabled(), 'Cancel is enabled on a finished job')
+  })
+
+  await step('polling stops once the job is terminal', async () => {
+    let calls = 0
+    const count = (request) => {
+      if (request.url().includes(`/api/training/${jobId}/`) && !request.url().includes('evaluation')) calls++
+    }
+    page.on('request', count)
+    await page.waitForTimeout(4000)
+    page.off('request', count)
+    expect(calls === 0, `${calls} requests for a finished job in 4 s`)
+    await page.screenshot({ path: join(shots, 'job-page.png'), fullPage: true })
+  })
+
+  await step('reloading the job page loses nothing', async () => {
+    await page.reload()
+    await page.locator('.heading-row .badge-succeeded').waitFor()
+    await page.locator('figure.chart', { hasText: 'Loss' }).locator('path.recharts-line-curve').first().waitFor()
+  })
+
+  await step('the jobs list shows the job, newest first', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click()
+    await page.getByRole('heading', { name: 'Jobs' }).waitFor()
+    const row = page.getByRole('row', { name: new RegExp(jobId) })
+    await row.waitFor()
+    expect((await row.innerText()).includes('succeeded'), 'the row has no succeeded badge')
+    expect((await row.innerText()).includes('commit-messages'), 'the row does not name the skill')
+    await page.screenshot({ path: join(shots, 'jobs-list.png'), fullPage: true })
+    await row.getByRole('link').click()
+    await page.waitForURL(new RegExp(`/jobs/${jobId}$`))
+  })
+
+  await step('Evaluate runs an evaluation and shows the three arms', async () => {
+    await page.getByRole('button', { name: 'Evaluate' }).click()
+    const panel = page.locator('section', { has: page.getByRole('heading', { name: 'Evaluation' }) })
+    const started = page.getByRole('alert').filter({ hasText: 'Evaluation was not started' })
+    await Promise.race([
+      panel.locator('.badge').first().waitFor(),
+      started.waitFor().then(async () => {
+        throw new Error(`POST /evaluate failed: ${await started.innerText()}`)
+      }),
+    ])
+    await panel.getByRole('table', { name: 'Metrics per arm' }).waitFor({ timeout: EVAL_TIMEOUT })
+    for (const arm of ['Base model', 'Base + SKILL.md in context', 'Adapter (no skill in context)']) {
+      await panel.getByRole('columnheader', { name: arm }).waitFor()
+    }
+    await panel.getByRole('heading', { name: 'Best examples' }).waitFor()
+    await panel.getByRole('heading', { name: 'Worst examples' }).waitFor()
+    await page.screenshot({ path: join(shots, 'job-page-evaluation.png'), fullPage: true })
+  })
+
+  expect(consoleErrors.length === 0, `errors in the page: ${consoleErrors.join('\n')}`)
+} catch (err) {
+  failed = true
+  if (!results.some((r) => !r.ok)) console.log(`FAIL setup: ${err instanceof Error ? err.stack : err}`)
+  if (service) console.log(`--- service log (last 4000 chars) ---\n${service.log.join('').slice(-4000)}`)
+} finally {
+  if (browser) await browser.close()
+  await stopService(service?.proc)
+  if (process.env.E2E_KEEP !== '1') rmSync(work, { recursive: true, force: true })
+}
+const passed = results.filter((r) => r.ok).length
+const failures = results.length - passed + (failed && results.every((r) => r.ok) ? 1 : 0)
+console.log(`screenshots: ${shots}`)
+console.log(`${passed} passed, ${failures} failed`)
+process.exit(failures ? 1 : 0)

@@ -1,0 +1,207 @@
+import { screen, waitFor, within } from '@testing-library/react'
+import userEvent from '@testing-library/user-event'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { POLL_MS } from '../../api/queries'
+import { apiError, mockApi } from '../../test/api'
+import { renderAt } from '../../test/render'
+import { lossRows } from './Charts'
+import { JobPage } from './JobPage'
+
+const ID = 'train-abc123'
+const BASE = `/api/training/${ID}`
+
+function status(overrides: Record<string, unknown> = {}) {
+  return {
+    job_id: ID,
+    status: 'running',
+    progress: 0.5,
+    current_epoch: 2,
+    total_epochs: 3,
+    loss: 2.25,
+    started_at: '2026-11-26T08:00:05Z',
+    created_at: '2026-11-26T08:00:00Z',
+    finished_at: null,
+    step: 10,
+    total_steps: 20,
+    learning_rate: 0.0001,
+    eval_loss: 2.5,
+    eta_seconds: 125,
+    attempts: 1,
+    skill_name: 'commit-messages',
+    adapter_path: null,
+    error: null,
+    config: { num_epochs: 3 },
+    ...overrides,
+  }
+}
+
+function point(id: number, step: number, extra: Record<string, unknown> = {}) {
+  return {
+    id,
+    ts: '2026-11-26T08:00:10Z',
+    step,
+    epoch: step / 10,
+    loss: 3 - step * 0.1,
+    eval_loss: null,
+    learning_rate: 0.0002 - step * 0.00001,
+    grad_norm: 1,
+    tokens_per_second: 812.5,
+    elapsed_seconds: 30,
+    eta_seconds: 100,
+    gpu_utilization: null,
+    gpu_memory_mb: null,
+    ...extra,
+  }
+}
+
+const REPORT = {
+  source: 'held_out',
+  num_examples: 2,
+  generation: { do_sample: false, max_new_tokens: 64 },
+  skill_truncated: false,
+  arms: {
+    base: { perplexity: 40.5, accuracy: null, bleu: 1.5, chrf: 10.25, prompt_tokens_per_call: 28 },
+    base_with_skill: { perplexity: 12.5, accuracy: null, bleu: 20.5, chrf: 40.75, prompt_tokens_per_call: 1170 },
+    adapter: { perplexity: 15.5, accuracy: null, bleu: 18.5, chrf: 38.5, prompt_tokens_per_call: 28 },
+  },
+  internalisation: { chrf: { ratio: 0.92, reason: null }, accuracy: { ratio: null, reason: 'no accuracy on free text' } },
+  prompt_tokens_saved_per_call: 1142,
+  examples: [
+    { id: 'ex-1', prompt: 'Write a commit message for a typo fix', reference: 'fix: correct typo', outputs: { base: { output: 'hello', perplexity: 50, chrf: 5 }, base_with_skill: { output: 'fix: typo', perplexity: 10, chrf: 60 }, adapter: { output: 'fix: correct a typo', perplexity: 12, chrf: 70 } } },
+    { id: 'ex-2', prompt: 'Summarise this diff', reference: 'feat: add parser', outputs: { base: { output: '', perplexity: 60, chrf: 0 }, base_with_skill: { output: 'feat: parser', perplexity: 11, chrf: 50 }, adapter: { output: 'chore', perplexity: 30, chrf: 3 } } },
+  ],
+  best: ['ex-1'],
+  worst: ['ex-2'],
+}
+
+afterEach(() => vi.unstubAllGlobals())
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('the job page', () => {
+  it('shows progress, curves, log, checkpoints, and stops polling once the job is terminal', async () => {
+    let current = status()
+    const api = mockApi({
+      [`GET ${BASE}/status`]: () => ({ body: current }),
+      [`GET ${BASE}/metrics`]: (call) => ({
+        body: call.path.includes('after=0')
+          ? { points: [point(1, 1), point(2, 2), point(3, 2, { loss: null, eval_loss: 2.5, tokens_per_second: null })], next: 3 }
+          : { points: [], next: 3 },
+      }),
+      [`GET ${BASE}/logs`]: (call) => ({
+        body: call.path.includes('after=0')
+          ? { lines: [{ id: 7, ts: '2026-11-26T08:00:10Z', level: 'INFO', message: 'step 2/20: loss=2.8' }], next: 7 }
+          : { lines: [], next: 7 },
+      }),
+      [`GET ${BASE}/checkpoints`]: { body: { data: [{ step: 5, name: 'checkpoint-5', path: '/c/checkpoint-5', complete: true }], count: 1 } },
+      [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
+    })
+    renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
+
+    expect(await screen.findByRole('progressbar', { name: 'Training progress' })).toHaveAttribute('aria-valuenow', '50')
+    expect(screen.getByText('2/3')).toBeInTheDocument()
+    expect(screen.getByText('2 min 5 s')).toBeInTheDocument()
+    expect(await screen.findByText('812.5')).toBeInTheDocument()
+    expect(screen.getByRole('note')).toHaveTextContent('No GPU')
+    expect(screen.getByRole('img', { name: /Loss: 2 training-loss points.*1 validation-loss points/ })).toBeInTheDocument()
+    expect(screen.getByRole('img', { name: /Learning-rate schedule: 3 points/ })).toBeInTheDocument()
+    expect(await screen.findByText(/step 2\/20: loss=2.8/)).toBeInTheDocument()
+    expect(screen.getByRole('rowheader', { name: 'checkpoint-5' })).toBeInTheDocument()
+    expect(screen.getByRole('button', { name: 'Cancel' })).toBeEnabled()
+    expect(screen.getByRole('button', { name: 'Evaluate' })).toBeDisabled()
+
+    await waitFor(() => expect(api.count('GET', `${BASE}/metrics?after=3`)).toBeGreaterThan(0), { timeout: POLL_MS * 3 })
+    current = status({ status: 'succeeded', progress: 1, current_epoch: 3, finished_at: '2026-11-26T08:01:00Z' })
+    await screen.findByText('succeeded', {}, { timeout: POLL_MS * 3 })
+    expect(await screen.findByText('No evaluation yet. Once the job has succeeded, press Evaluate.')).toBeInTheDocument()
+    expect(screen.getByRole('button', { name: 'Evaluate' })).toBeEnabled()
+    expect(screen.getByRole('button', { name: 'Cancel' })).toBeDisabled()
+    await wait(300)
+    const before = api.calls.length
+    await wait(POLL_MS * 2)
+    expect(api.calls.slice(before).map((c) => c.path)).toEqual([])
+  })
+
+  it('reports GPU use when the metrics have it', async () => {
+    mockApi({
+      [`GET ${BASE}/status`]: { body: status({ status: 'cancelled' }) },
+      [`GET ${BASE}/metrics`]: { body: { points: [point(1, 1, { gpu_utilization: 87, gpu_memory_mb: 20480 })], next: 1 } },
+      [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
+      [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+    })
+    renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
+    expect(await screen.findByRole('img', { name: /GPU utilisation and memory: latest utilisation 87%, memory 20480 MB/ })).toBeInTheDocument()
+    expect(screen.queryByText(/No GPU/)).toBeNull()
+  })
+
+  it('cancels a running job and shows a failed job\'s error', async () => {
+    const api = mockApi({
+      [`GET ${BASE}/status`]: { body: status() },
+      [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
+      [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
+      [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`POST ${BASE}/cancel`]: {
+        status: 202,
+        body: status({ status: 'failed', error: { code: 'out_of_memory', message: 'CUDA out of memory: lower batch_size' } }),
+      },
+    })
+    const user = userEvent.setup()
+    renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
+    await user.click(await screen.findByRole('button', { name: 'Cancel' }))
+    expect(api.count('POST', `${BASE}/cancel`)).toBe(1)
+    expect(await screen.findByRole('alert')).toHaveTextContent('out_of_memory: CUDA out of memory: lower batch_size')
+  })
+
+  it('starts an evaluation, shows the API\'s refusal, and renders a report with the three arms', async () => {
+    let evaluation: unknown = null
+    let refuse = true
+    mockApi({
+      [`GET ${BASE}/status`]: { body: status({ status: 'succeeded', progress: 1 }) },
+      [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
+      [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
+      [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/evaluation`]: () =>
+        evaluation ? { body: evaluation } : apiError(404, 'evaluation_not_found', 'No evaluation yet'),
+      [`POST ${BASE}/evaluate`]: () => {
+        if (refuse) return apiError(409, 'job_state_conflict', 'Only a succeeded job can be evaluated')
+        evaluation = {
+          evaluation_id: 'eval-1', job_id: ID, status: 'succeeded', progress: 1,
+          created_at: '2026-11-26T08:02:00Z', started_at: '2026-11-26T08:02:01Z', finished_at: '2026-11-26T08:03:00Z',
+          error: null, report: REPORT,
+        }
+        return { status: 202, body: { evaluation_id: 'eval-1', job_id: ID, status: 'queued', created_at: '2026-11-26T08:02:00Z' } }
+      },
+    })
+    const user = userEvent.setup()
+    renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
+    await user.click(await screen.findByRole('button', { name: 'Evaluate' }))
+    expect(await screen.findByRole('alert')).toHaveTextContent('Only a succeeded job can be evaluated')
+
+    refuse = false
+    await user.click(screen.getByRole('button', { name: 'Evaluate' }))
+    const table = await screen.findByRole('table', { name: 'Metrics per arm' })
+    const headers = within(table).getAllByRole('columnheader').map((h) => h.textContent)
+    expect(headers).toEqual(['Metric', 'Base model', 'Base + SKILL.md in context', 'Adapter (no skill in context)'])
+    expect(within(table).getByRole('row', { name: /chrF 10.25 40.75 38.5/ })).toBeInTheDocument()
+    expect(screen.getByRole('row', { name: /chrf 0.92/ })).toBeInTheDocument()
+    const best = screen.getByRole('region', { name: 'Best examples' })
+    expect(within(best).getByText('fix: correct a typo')).toBeInTheDocument()
+    const worst = screen.getByRole('region', { name: 'Worst examples' })
+    expect(within(worst).getByText('(empty output)')).toBeInTheDocument()
+  })
+})
+
+describe('lossRows', () => {
+  it('puts the training and validation loss of a step on one row, in step order', () => {
+    const rows = lossRows([
+      point(2, 2),
+      point(1, 1),
+      point(3, 2, { loss: null, eval_loss: 2.5 }),
+      point(4, 3, { loss: null, eval_loss: null }),
+    ])
+    expect(rows).toEqual([
+      { step: 1, loss: 2.9, eval_loss: null },
+      { step: 2, loss: 2.8, eval_loss: 2.5 },
+    ])
+  })
+})

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest'
+import type { ServerConfig } from '../../api/types'
+import { CONFIG } from '../../test/api'
+import { initialValues, toParams, validate } from './params'
+
+const config = CONFIG as ServerConfig
+
+describe('hyper-parameters', () => {
+  it('start from the server defaults and are valid', () => {
+    const values = initialValues(config)
+    expect(values.num_epochs).toBe('3')
+    expect(values.learning_rate).toBe('0.0002')
+    expect(values.target_modules).toBe('')
+    expect(validate(values, config)).toEqual({})
+  })
+
+  it('explain what is wrong, field by field', () => {
+    const values = {
+      ...initialValues(config),
+      num_epochs: '0',
+      learning_rate: '0',
+      lora_dropout: '1',
+      batch_size: '2.5',
+      max_seq_length: '99999',
+      seed: '',
+      target_modules: 'q_proj, v proj',
+    }
+    const errors = validate(values, config)
+    expect(errors.num_epochs).toBe('Epochs must be a whole number at least 1 and at most 1000')
+    expect(errors.learning_rate).toBe('Learning rate must be a number greater than 0 and at most 1')
+    expect(errors.lora_dropout).toBe('LoRA dropout must be a number at least 0 and less than 1')
+    expect(errors.batch_size).toMatch(/whole number/)
+    expect(errors.max_seq_length).toMatch(/at most 4096/)
+    expect(errors.seed).toBe('Seed is required')
+    expect(errors.target_modules).toMatch(/all-linear/)
+  })
+
+  it('are sent typed, with quant_bits only for QLoRA and blank options left to the server', () => {
+    const lora = toParams(initialValues(config))
+    expect(lora).toMatchObject({ adapter_type: 'lora', num_epochs: 3, learning_rate: 0.0002, lora_alpha: 32 })
+    expect(lora).not.toHaveProperty('quant_bits')
+    expect(lora).not.toHaveProperty('packing')
+    const qlora = toParams({
+      ...initialValues(config),
+      adapter_type: 'qlora',
+      quant_bits: '8',
+      packing: 'true',
+      target_modules: 'q_proj, v_proj',
+      eval_steps: '5',
+    })
+    expect(qlora).toMatchObject({ quant_bits: 8, packing: true, target_modules: ['q_proj', 'v_proj'], eval_steps: 5 })
+  })
+})
