@@ -52,3 +52,14 @@ def test_missing_model_is_advised(settings: Settings, monkeypatch: pytest.Monkey
     assert report["model"]["available_offline"] is False and report["model"]["hf_hub_offline"] is True
     assert any("Qwen/Qwen3-8B is not on this machine" in line and "jobs will fail" in line for line in report["advice"])
     assert "not on this machine" in format_doctor(report)
+
+
+def test_doctor_on_an_api_only_install_without_torch(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    init_db(settings)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    report = doctor_report(settings)
+    assert report["machine"]["torch"] is None and report["machine"]["cuda_available"] is False
+    assert any("torch is not installed" in line for line in report["advice"])
+    assert "torch not installed" in format_doctor(report)

@@ -58,16 +58,18 @@ def format_doctor(report: dict[str, Any]) -> str:
         job = f", running {worker['job_id']}" if worker["job_id"] else ""
         lines.append(f"    {worker['name'] or worker['id']}  [{','.join(worker['queues'])}]  {device}{job}")
     lines.append("this machine:")
-    lines.append(
-        f"  python {machine['python']}, torch {machine['torch']} (CUDA build {machine['torch_cuda'] or 'none'})"
-    )
-    lines.append(f"  CUDA      {'yes' if machine['cuda_available'] else 'no'}")
-    for gpu in machine["gpus"]:
-        lines.append(
-            f"    cuda:{gpu['index']} {gpu['name']} (sm {gpu['capability']}), "
-            f"{_mb(gpu['free_mb'])} free of {_mb(gpu['total_mb'])}"
-        )
-    lines.append(f"  precision {machine['precision']}, attention {machine['attn_implementation']}")
+    if machine["torch"] is None:
+        lines.append(f"  python {machine['python']}, torch not installed (an API-only install: it cannot train)")
+    else:
+        cuda_build = machine["torch_cuda"] or "none"
+        lines.append(f"  python {machine['python']}, torch {machine['torch']} (CUDA build {cuda_build})")
+        lines.append(f"  CUDA      {'yes' if machine['cuda_available'] else 'no'}")
+        for gpu in machine["gpus"]:
+            lines.append(
+                f"    cuda:{gpu['index']} {gpu['name']} (sm {gpu['capability']}), "
+                f"{_mb(gpu['free_mb'])} free of {_mb(gpu['total_mb'])}"
+            )
+        lines.append(f"  precision {machine['precision']}, attention {machine['attn_implementation']}")
     lines.append(f"  flash-attn {machine['flash_attn'] or 'not installed'}")
     lines.append(f"  bitsandbytes {machine['bitsandbytes'] or 'not installed'}")
     lines.append(

@@ -19,10 +19,26 @@ def _version(name: str) -> str | None:
 
 
 def describe_machine() -> dict[str, Any]:
-    """Versions, devices and the kernels a job on this machine would use."""
-    import torch
+    """Versions, devices and the kernels a job on this machine would use (``torch: None`` where it is absent)."""
+    try:
+        import torch
 
-    from skill_adapter.training.hardware import detect_hardware
+        from skill_adapter.training.hardware import detect_hardware
+    except ImportError:  # an API-only install (the API image leaves torch out)
+        return {
+            "python": platform.python_version(),
+            "torch": None,
+            "torch_cuda": None,
+            "cuda_available": False,
+            "gpus": [],
+            "precision": None,
+            "attn_implementation": None,
+            "flash_attn": None,
+            "bitsandbytes": None,
+            "transformers": _version("transformers"),
+            "peft": _version("peft"),
+            "trl": _version("trl"),
+        }
 
     hardware = detect_hardware()
     gpus = []
@@ -56,6 +72,8 @@ def describe_machine() -> dict[str, Any]:
 
 def machine_advice(machine: dict[str, Any]) -> list[str]:
     """Why a job here would run slowly or not at all, one line per reason."""
+    if machine["torch"] is None:
+        return ["torch is not installed: this machine can run the API but not train (workers need it)"]
     advice = []
     if not machine["cuda_available"]:
         advice.append(
