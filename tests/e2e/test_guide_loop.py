@@ -257,3 +257,30 @@ def test_running_job_resumes_after_the_whole_service_is_killed(tmp_path: Path, s
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
+
+
+def test_guide_evaluate_runs_on_the_worker_and_serves_the_report(
+    service: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """The guide's POST /evaluate: a queued evaluation that the embedded worker runs to a stored report."""
+    base, _ = service
+    job_id = httpx.post(f"{base}/api/training/start", json={**GUIDE_BODY, "num_epochs": 1}).json()["job_id"]
+    assert wait_for(base, job_id, {"succeeded", "failed", "cancelled"})["status"] == "succeeded"
+
+    resp = httpx.post(f"{base}/api/training/{job_id}/evaluate", json={"max_new_tokens": 8, "limit": 3})
+    assert resp.status_code == 202, resp.text
+    evaluation_id = resp.json()["evaluation_id"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        latest = httpx.get(f"{base}/api/training/{job_id}/evaluation", timeout=5).json()
+        assert latest["evaluation_id"] == evaluation_id and "status" in latest
+        if latest["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    assert latest["status"] == "succeeded", latest
+    report = latest["report"]
+    assert report["num_examples"] == 3 and set(report["arms"]) == {"base", "base_with_skill", "adapter"}
+    assert all(report["arms"][arm]["perplexity"] > 0 for arm in report["arms"])
+    markdown = tmp_path / "checkpoints" / job_id / "evaluations" / evaluation_id / "report.md"
+    assert markdown.read_text(encoding="utf-8").startswith(f"# Evaluation {evaluation_id}")
+    assert httpx.get(f"{base}/api/training/{job_id}/evaluations").json()["count"] == 1
