@@ -254,6 +254,14 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         state = upgrade_db(settings, args.revision or "head")
         print(f"{where}: schema at revision {state.current} (newest {state.head})")
         return 0
+    if args.action == "revision":
+        from skill_adapter.core.db import new_revision
+
+        if not args.message:
+            print("error: db revision needs -m MESSAGE", file=sys.stderr)
+            return 2
+        print(f"wrote {new_revision(args.message)}: check it, then run the migration tests")
+        return 0
     if args.action == "stamp":
         stamp_db(settings, args.revision or "head")
         print(f"{where}: recorded revision {args.revision or 'head'} without running it")
@@ -325,9 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--examples", type=int, default=5, help="how many examples to print")
     preview.add_argument("--json", action="store_true", help="print the same JSON as POST /api/skills/preview")
     preview.set_defaults(func=cmd_preview)
-    db = sub.add_parser("db", help="schema migrations: upgrade, current, stamp")
-    db.add_argument("action", choices=["upgrade", "current", "stamp"])
+    db = sub.add_parser("db", help="schema migrations: upgrade, current, stamp, revision")
+    db.add_argument("action", choices=["upgrade", "current", "stamp", "revision"])
     db.add_argument("revision", nargs="?", help="upgrade or stamp to this revision (default: head)")
+    db.add_argument("-m", "--message", help="revision: what the new migration does (developers)")
     db.set_defaults(func=cmd_db)
 
     doctor = sub.add_parser("doctor", help="health of the service and what this machine can train with")

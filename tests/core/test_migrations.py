@@ -174,3 +174,19 @@ def test_db_cli_current_and_upgrade(settings: Settings, monkeypatch: pytest.Monk
     assert cli_main(["db", "upgrade"]) == 0
     assert cli_main(["db", "current"]) == 0
     assert f"schema at revision {head_revision()} (up to date)" in capsys.readouterr().out
+
+
+def test_new_revision_autogenerates_against_the_head(tmp_path: Path) -> None:
+    import shutil
+
+    from skill_adapter.core.db import MIGRATIONS_DIR, new_revision
+
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    path = new_revision("nothing changed", migrations_dir=copy)
+    text = path.read_text()
+    assert path.parent == copy / "versions" and f"down_revision: str | None = '{head_revision()}'" in text
+    upgrade = text.split("def upgrade() -> None:")[1].split("def downgrade")[0]
+    assert "pass" in upgrade and "op." not in upgrade  # the models equal the migrated schema
+    compile(text, str(path), "exec")
+    assert not (MIGRATIONS_DIR / "versions" / path.name).exists()

@@ -82,12 +82,12 @@ class SchemaState:
         return self.current == self.head
 
 
-def alembic_config(settings: Settings, connection: Any = None) -> Config:
+def alembic_config(settings: Settings, connection: Any = None, *, migrations_dir: Path = MIGRATIONS_DIR) -> Config:
     """An Alembic config for these settings; the migrations live inside the package."""
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", settings.resolved_database_url.replace("%", "%%"))
     config.attributes["connection"] = connection
     return config
@@ -163,6 +163,35 @@ def stamp_db(settings: Settings, revision: str = "head") -> None:
 
     with get_engine(settings).begin() as conn:
         command.stamp(alembic_config(settings, conn), revision)
+
+
+def new_revision(message: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> Path:
+    """Autogenerate a revision for what ``models.py`` has and the newest revision lacks (for developers).
+
+    Diffs the models against a scratch SQLite database at the current head; returns the new file.
+    """
+    import tempfile
+
+    from alembic import command
+
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            data_dir=Path(scratch),
+            checkpoint_dir=Path(scratch) / "checkpoints",
+            database_url=f"sqlite:///{scratch}/scratch.db",
+        )
+        engine = get_engine(settings)
+        try:
+            with engine.begin() as conn:
+                config = alembic_config(settings, conn, migrations_dir=migrations_dir)
+                command.upgrade(config, "head")
+                script = command.revision(config, message=message, autogenerate=True)
+        finally:
+            engine.dispose()
+    head_revision.cache_clear()
+    scripts = script if isinstance(script, list) else [script]
+    return Path(scripts[0].path)  # type: ignore[union-attr]
 
 
 def is_sqlite(settings: Settings) -> bool:
