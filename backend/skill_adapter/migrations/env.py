@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -10,7 +12,7 @@ from skill_adapter.models import Base, UTCDateTime
 target_metadata = Base.metadata
 
 
-def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Write our UTC datetime column as a plain DateTime: revisions must not import models.py."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime()"
