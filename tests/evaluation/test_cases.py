@@ -70,3 +70,23 @@ def test_evals_file_missing_or_not_json(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError) as info:
         load_evals_file(tmp_path / "evals.json")
     assert info.value.code == "invalid_evals"
+
+
+def test_adapter_folder_must_hold_safetensors_weights(tmp_path: Path) -> None:
+    from skill_adapter.core.errors import EvaluationError
+    from skill_adapter.evaluation.jobs import check_adapter_folder
+
+    with pytest.raises(EvaluationError) as info:
+        check_adapter_folder(tmp_path)
+    assert info.value.code == "adapter_missing"
+    (tmp_path / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "training_args.bin").write_bytes(b"0")  # the Trainer's arguments, never loaded as weights
+    with pytest.raises(EvaluationError) as info:
+        check_adapter_folder(tmp_path)
+    assert info.value.code == "adapter_not_safetensors"
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"0")
+    check_adapter_folder(tmp_path)
+    (tmp_path / "adapter_model.bin").write_bytes(b"0")
+    with pytest.raises(EvaluationError) as info:
+        check_adapter_folder(tmp_path)
+    assert "adapter_model.bin" in info.value.message

@@ -6,6 +6,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,7 +152,8 @@ def test_held_out_report_and_an_independent_recomputation(trained: tuple[Setting
     exact = [e["outputs"]["adapter"]["exact"] for e in report["examples"]]
     assert arms["adapter"]["accuracy"] == pytest.approx(sum(exact) / len(exact))
     counts = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) + 1 for r in references]
-    nlls = [math.log(e["outputs"]["adapter"]["perplexity"]) * n for e, n in zip(report["examples"], counts)]
+    ppls = [e["outputs"]["adapter"]["perplexity"] for e in report["examples"]]
+    nlls = [math.log(ppl) * n for ppl, n in zip(ppls, counts, strict=True)]
     assert arms["adapter"]["perplexity"] == pytest.approx(math.exp(sum(nlls) / sum(counts)), rel=1e-6)
 
     saved = settings.checkpoint_dir.resolve() / job_id
@@ -184,3 +187,26 @@ def test_evals_json_cases_and_a_skill_that_does_not_fit(trained: tuple[Settings,
     with session_scope(settings) as session:
         path = crud.list_evaluations(session=session, job_id=job_id)[0].report_path
     assert "SKILL.md was truncated" in Path(path or "").read_text(encoding="utf-8")
+
+
+def test_cli_evaluate_prints_the_markdown_report(trained: tuple[Settings, str]) -> None:
+    settings, job_id = trained
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")},
+        "SKILL_ADAPTER_DATA_DIR": str(settings.data_dir),
+        "SKILL_ADAPTER_CHECKPOINT_DIR": str(settings.checkpoint_dir),
+        "SKILL_ADAPTER_SKILLS_ROOT": str(settings.skills_root),
+        "CUDA_VISIBLE_DEVICES": "",
+        "HF_HUB_OFFLINE": "1",
+    }
+    cmd = [sys.executable, "-m", "skill_adapter.cli", "evaluate", job_id, "--limit", "2", "--max-new-tokens", "4"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("# Evaluation eval-") and f"of {job_id}" in out.stdout
+    assert "| perplexity (lower is better) |" in out.stdout and "cases: 2 from held_out" in out.stdout
+
+    shown = subprocess.run([*cmd[:5], "--show", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["num_examples"] == 2
+
+    missing = subprocess.run([*cmd[:4], "train-000000000000"], capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode == 2 and "job_not_found" in missing.stderr

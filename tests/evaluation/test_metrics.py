@@ -11,7 +11,7 @@ from skill_adapter.evaluation import metrics
 
 def test_normalize_folds_case_width_space_and_edge_punctuation() -> None:
     assert metrics.normalize('  "Fix:   the\tBUG."  ') == "fix: the bug"
-    assert metrics.normalize("ＡＢＣ") == "abc"  # NFKC folds full-width letters
+    assert metrics.normalize("\uff21\uff22\uff23") == "abc"  # NFKC folds full-width letters
     assert metrics.exact_match("feat(api): add X.", "FEAT(api): add x")
     assert not metrics.exact_match("feat: add x", "fix: add x")
 
