@@ -22,7 +22,7 @@ from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import SkillAdapterError
-from skill_adapter.reporting import DatabaseLogHandler, JobReporter
+from skill_adapter.reporting import DatabaseLogHandler, JobReporter, db_call, retry_db
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,9 @@ CANCEL_GRACE_SECONDS = 10.0
 def execute_job(job_id: str, *, settings: Settings) -> str:
     """Claim ``job_id`` and train it in a child process; returns the job's final status or ``skipped``."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    with session_scope(settings) as session:
-        if not crud.claim_job(session=session, job_id=job_id, worker_id=worker_id):
-            log.info("job %s is not queued any more; nothing to do", job_id)
-            return "skipped"
+    if not db_call(settings, crud.claim_job, job_id=job_id, worker_id=worker_id):
+        log.info("job %s is not queued any more; nothing to do", job_id)
+        return "skipped"
     reporter = JobReporter(settings, job_id)
     reporter.log(f"claimed by worker {worker_id}")
 
@@ -59,8 +58,7 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
         child.join(timeout=heartbeat_interval(settings))
         if not child.is_alive():
             break
-        with session_scope(settings) as session:
-            still_ours = crud.heartbeat(session=session, job_id=job_id, worker_id=worker_id)
+        still_ours = db_call(settings, crud.heartbeat, job_id=job_id, worker_id=worker_id)
         if not still_ours and _finished_by(settings, job_id, worker_id):
             child.join(timeout=30)  # the child recorded the outcome and is exiting
             if child.is_alive():
@@ -80,6 +78,11 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
                 child.join()
                 break
 
+    return retry_db(lambda: _record_end(settings, job_id, child.exitcode), what="recording the job's end")
+
+
+def _record_end(settings: Settings, job_id: str, exitcode: int | None) -> str:
+    """The job's final status, after failing it when its training process died without recording one."""
     with session_scope(settings) as session:
         job = crud.get_job(session=session, job_id=job_id)
         if job.status == "running":
@@ -92,7 +95,7 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
                     status="failed",
                     error={
                         "code": "worker_crashed",
-                        "message": f"The training process exited unexpectedly (exit code {child.exitcode}). "
+                        "message": f"The training process exited unexpectedly (exit code {exitcode}). "
                         "See the job's logs; if it ran out of memory, reduce batch_size or max_seq_length "
                         "or use QLoRA.",
                     },
@@ -104,9 +107,8 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
 
 def _finished_by(settings: Settings, job_id: str, worker_id: str) -> bool:
     """Whether this worker's own training process already moved the job to a terminal status."""
-    with session_scope(settings) as session:
-        job = crud.get_job(session=session, job_id=job_id)
-        return job.worker_id == worker_id and job.is_terminal
+    job = db_call(settings, crud.get_job, job_id=job_id)
+    return job.worker_id == worker_id and job.is_terminal
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -143,15 +145,15 @@ def run_claimed_job(job_id: str, *, settings: Settings, worker_id: str | None = 
         reporter.log("training failed:\n" + traceback.format_exc(), level="ERROR")
     finally:
         _detach_log_handlers(handlers)
-    with session_scope(settings) as session:
-        crud.finish_job(
-            session=session,
-            job_id=job_id,
-            status=status,
-            error=error,
-            adapter_path=adapter_path,
-            worker_id=worker_id,
-        )
+    db_call(
+        settings,
+        crud.finish_job,
+        job_id=job_id,
+        status=status,
+        error=error,
+        adapter_path=adapter_path,
+        worker_id=worker_id,
+    )
     reporter.log(f"job {status}" + (f": {error['message']}" if error else ""))
     return status
 
@@ -163,10 +165,9 @@ def _train(
     from skill_adapter.datasets.stats import dataset_stats, find_tokenizer_json
     from skill_adapter.skills.folder import load_skill_path
 
-    with session_scope(settings) as session:
-        job = crud.get_job(session=session, job_id=job_id)
-        config = dict(job.config)
-        skill_path = Path(job.skill_path)
+    job = db_call(settings, crud.get_job, job_id=job_id)
+    config = dict(job.config)
+    skill_path = Path(job.skill_path)
 
     reporter.log(f"parsing {skill_path}")
     skill = load_skill_path(skill_path)

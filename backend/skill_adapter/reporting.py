@@ -3,13 +3,77 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session
 
 from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# How long a worker keeps retrying a database write (training waits meanwhile) before it gives up.
+DB_RETRY_SECONDS = 300.0
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """A database that is unreachable, restarting or busy, as opposed to a query that can never work."""
+    if isinstance(exc, (DisconnectionError, PoolTimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            if type(exc.orig).__module__.startswith("sqlite3"):  # "no such table" is operational there too
+                return any(word in str(exc.orig).lower() for word in ("locked", "busy"))
+            return True
+    return False
+
+
+def retry_db(fn: Callable[[], T], *, what: str, patience: float = DB_RETRY_SECONDS) -> T:
+    """Run ``fn`` (one short transaction), retrying with backoff while the database is unreachable.
+
+    A write that fails for a transient reason is tried again (0.2 s, doubling to 5 s) for up to
+    ``patience`` seconds; then, or on any other error, the error is raised.
+    """
+    started, delay, warned = time.monotonic(), 0.2, False
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient_db_error(exc) or time.monotonic() - started + delay > patience:
+                raise
+            if not warned:  # once per outage; goes to the process log (the job's log is in the database)
+                log.warning("database unavailable during %s (%s); retrying for up to %.0f s", what, exc, patience)
+                warned = True
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def db_call(settings: Settings, fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """``fn(session=..., **kwargs)`` in its own transaction, retried while the database is unreachable."""
+
+    def run() -> T:
+        with session_scope(settings) as session:
+            return fn(session=session, **kwargs)
+
+    return retry_db(run, what=getattr(fn, "__name__", "database call"))
+
+
+def _in_transaction(settings: Settings, body: Callable[[Session], None]) -> None:
+    def run() -> None:
+        with session_scope(settings) as session:
+            body(session)
+
+    retry_db(run, what="job report")
 
 
 class JobReporter:
@@ -33,16 +97,14 @@ class JobReporter:
 
     def log(self, message: str, level: str = "INFO") -> None:
         """A log line in the database and, when there is one, in the job's log file."""
-        with session_scope(self.settings) as session:
-            crud.add_log(session=session, job_id=self.job_id, message=message, level=level)
+        db_call(self.settings, crud.add_log, job_id=self.job_id, message=message, level=level)
         if self.log_file is not None:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             with self.log_file.open("a", encoding="utf-8") as fh:
                 fh.write(f"{stamp} {level} {message}\n")
 
     def progress(self, **values: Any) -> None:
-        with session_scope(self.settings) as session:
-            crud.update_job(session=session, job_id=self.job_id, **values)
+        db_call(self.settings, crud.update_job, job_id=self.job_id, **values)
 
     def heartbeat(self, min_interval: float = 2.0) -> None:
         """Mark the job alive, at most once per ``min_interval`` seconds."""
@@ -53,21 +115,22 @@ class JobReporter:
 
     def metric(self, *, job_values: dict[str, Any], **point: Any) -> None:
         """One metric point plus the job's latest values, in one transaction."""
-        with session_scope(self.settings) as session:
+
+        def write(session: Session) -> None:
             crud.add_metric(session=session, job_id=self.job_id, **point)
             crud.update_job(session=session, job_id=self.job_id, **job_values)
 
+        _in_transaction(self.settings, write)
+
     def checkpoint(self, *, step: int, path: Path) -> None:
-        with session_scope(self.settings) as session:
-            crud.add_checkpoint(session=session, job_id=self.job_id, step=step, path=str(path))
+        db_call(self.settings, crud.add_checkpoint, job_id=self.job_id, step=step, path=str(path))
 
     def cancel_requested(self) -> bool:
         """Whether the job's cancel flag is set (read at most once per poll interval)."""
         now = time.monotonic()
         if not self._cancelled and now - self._cancel_checked_at >= self._cancel_poll_seconds:
             self._cancel_checked_at = now
-            with session_scope(self.settings) as session:
-                self._cancelled = crud.is_cancel_requested(session=session, job_id=self.job_id)
+            self._cancelled = db_call(self.settings, crud.is_cancel_requested, job_id=self.job_id)
         return self._cancelled
 
 
@@ -77,9 +140,15 @@ class DatabaseLogHandler(logging.Handler):
     def __init__(self, reporter: JobReporter, level: int = logging.INFO) -> None:
         super().__init__(level)
         self.reporter = reporter
+        self._inside = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._inside, "active", False):  # a record logged while writing one (a retry warning)
+            return
+        self._inside.active = True
         try:
             self.reporter.log(self.format(record), level=record.levelname)
         except Exception:  # a log line must never break training
             self.handleError(record)
+        finally:
+            self._inside.active = False

@@ -211,11 +211,14 @@ def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue) -> bool:
     except Exception as exc:  # the broker is down: the job row is safe, the sweeper re-sends it
         log.warning("could not enqueue %s (%s); the sweeper will retry", job_id, exc)
         return False
-    with session_scope(settings) as session:
-        if job_id.startswith("eval-"):
-            crud.mark_evaluation_enqueued(session=session, evaluation_id=job_id)
-        else:
-            crud.mark_enqueued(session=session, job_id=job_id)
+    try:
+        with session_scope(settings) as session:
+            if job_id.startswith("eval-"):
+                crud.mark_evaluation_enqueued(session=session, evaluation_id=job_id)
+            else:
+                crud.mark_enqueued(session=session, job_id=job_id)
+    except Exception as exc:  # the job is committed and sent: at worst the sweeper sends it once more
+        log.warning("could not record the enqueue of %s (%s)", job_id, exc)
     return True
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skill_adapter.core.errors import SkillAdapterError
@@ -17,8 +18,11 @@ from skill_adapter.schemas import PARAM_RANGES
 log = logging.getLogger(__name__)
 
 
+RETRY_AFTER_SECONDS = 5
+
+
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status in (429, 503) else None
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 
@@ -62,10 +66,25 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
-        return error_response(503, "database_unavailable", "The database is unavailable; retry shortly.")
+    async def _db_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "database_unavailable",
+            f"The database is unavailable or overloaded; nothing was changed. Retry in {RETRY_AFTER_SECONDS} s.",
+        )
+
+    # Unreachable, restarting or saturated (no pooled connection in time): the client should retry.
+    app.add_exception_handler(DisconnectionError, _db_down)
+    app.add_exception_handler(PoolTimeoutError, _db_down)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        from skill_adapter.reporting import is_transient_db_error
+
+        if is_transient_db_error(exc):
+            return await _db_down(request, exc)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
