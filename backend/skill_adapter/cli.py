@@ -166,11 +166,11 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         with session_scope(settings) as session:
             crud.get_job(session=session, job_id=args.job_id)
             if args.show:
-                done = [e for e in crud.list_evaluations(session=session, job_id=args.job_id) if e.report]
-                if not done:
+                reports = [e.report for e in crud.list_evaluations(session=session, job_id=args.job_id) if e.report]
+                if not reports:
                     print(f"error: job {args.job_id} has no finished evaluation", file=sys.stderr)
                     return 1
-                print(json.dumps(done[0].report, indent=2) if args.json else to_markdown(done[0].report))
+                print(json.dumps(reports[0], indent=2) if args.json else to_markdown(reports[0]))
                 return 0
             params: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "limit": args.limit}
             if args.evals:

@@ -61,7 +61,7 @@ def _validate(model: type[BaseModel], data: dict[str, Any], *, strict: bool) -> 
     try:
         return model.model_validate(data, strict=strict)
     except ValidationError as exc:
-        _, message, fields = describe_validation_errors(list(exc.errors()))
+        _, message, fields = describe_validation_errors([dict(err) for err in exc.errors()])
         raise InvalidParameterError(message, fields=fields) from None
 
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 SEED = 1234
 VOCAB_SIZE = 2048
@@ -33,7 +34,7 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-MODEL_SHAPE = {
+MODEL_SHAPE: dict[str, Any] = {
     "hidden_size": 64,
     "intermediate_size": 128,
     "num_hidden_layers": 2,
@@ -126,8 +127,8 @@ def build_model(out: Path) -> None:
     config = Qwen3Config(
         vocab_size=len(tokenizer),
         bos_token_id=None,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=int(tokenizer.convert_tokens_to_ids("<|im_end|>")),  # type: ignore[arg-type]
+        pad_token_id=int(tokenizer.convert_tokens_to_ids("<|endoftext|>")),  # type: ignore[arg-type]
         dtype="float32",
         **MODEL_SHAPE,
     )

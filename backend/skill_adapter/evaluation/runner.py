@@ -117,7 +117,7 @@ def load_for_evaluation(config: dict[str, Any], adapter_path: Path) -> tuple[Any
     tokenizer = load_tokenizer(config["model"])
     base = load_base_model(config, hardware, for_training=False)
     if not hardware.cuda or config["adapter_type"] != "qlora":
-        base = base.to("cuda" if hardware.cuda else "cpu")
+        base = base.to(torch.device("cuda" if hardware.cuda else "cpu"))  # type: ignore[arg-type]
     model = PeftModel.from_pretrained(base, str(adapter_path), is_trainable=False)
     model.eval()
     return model, tokenizer

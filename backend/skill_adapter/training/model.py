@@ -71,7 +71,7 @@ def lora_config(config: dict[str, Any]) -> LoraConfig:
     """LoRA over every linear projection unless target modules are configured."""
     return LoraConfig(
         r=int(config["lora_r"]),
-        lora_alpha=float(config["lora_alpha"]),
+        lora_alpha=float(config["lora_alpha"]),  # type: ignore[arg-type]  # peft takes floats too
         lora_dropout=float(config["lora_dropout"]),
         target_modules=config.get("target_modules") or "all-linear",
         task_type="CAUSAL_LM",

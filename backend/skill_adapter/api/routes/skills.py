@@ -84,7 +84,7 @@ async def preview(request: Request, settings: SettingsDep) -> Any:
     """
     body = await read_skill_request(request, json_model=PreviewRequest, upload_model=PreviewUploadRequest)
     fields = cast(PreviewUploadRequest, body.fields)
-    options = {"seed": fields.seed, "max_seq_length": fields.max_seq_length}
+    options: dict[str, Any] = {"seed": fields.seed, "max_seq_length": fields.max_seq_length}
     if body.upload is None:
         skill_path = cast(PreviewRequest, fields).skill_path
         skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
