@@ -1,17 +1,9 @@
-import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
+import { QueryClientProvider, type QueryClient } from '@tanstack/react-query'
+import { makeQueryClient } from './queryClient'
 import { BrowserRouter, NavLink, Route, Routes } from 'react-router-dom'
 import { JobPage } from './components/job/JobPage'
 import { JobsList } from './components/jobs/JobsList'
 import { TrainingTab } from './components/training/TrainingTab'
-
-export function makeQueryClient(): QueryClient {
-  return new QueryClient({
-    defaultOptions: {
-      queries: { retry: 1, refetchOnWindowFocus: true },
-      mutations: { retry: 0 },
-    },
-  })
-}
 
 export function Layout() {
   return (

@@ -1,3 +1,4 @@
+/* oxlint-disable react/only-export-components -- a test helper, never hot-reloaded */
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { render } from '@testing-library/react'
 import type { ReactElement } from 'react'

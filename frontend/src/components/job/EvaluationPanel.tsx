@@ -2,14 +2,9 @@ import type { ArmName, ChatMessage, EvalExample, Evaluation, EvaluationReport } 
 import { ARMS } from '../../api/types'
 import { formatNumber, formatPercent, formatTime } from '../../lib/format'
 import { ErrorMessage } from '../common/ErrorMessage'
+import { ARM_LABELS } from './arms'
 import { ProgressBar } from '../common/ProgressBar'
 import { StatusBadge } from '../common/StatusBadge'
-
-export const ARM_LABELS: Record<ArmName, string> = {
-  base: 'Base model',
-  base_with_skill: 'Base + SKILL.md in context',
-  adapter: 'Adapter (no skill in context)',
-}
 
 const METRICS: { key: 'perplexity' | 'accuracy' | 'bleu' | 'chrf' | 'prompt_tokens_per_call'; label: string }[] = [
   { key: 'perplexity', label: 'Perplexity (lower is better)' },

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { POLL_MS } from '../../api/queries'
 import { apiError, mockApi } from '../../test/api'
 import { renderAt } from '../../test/render'
-import { lossRows } from './Charts'
+import { lossRows } from './lossRows'
 import { JobPage } from './JobPage'
 
 const ID = 'train-abc123'
