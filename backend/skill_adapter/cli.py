@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -72,7 +73,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from skill_adapter.core.db import init_db
 
     init_db(settings)
-    return subprocess.call(worker_command(args.queues, args.name))
+    cmd = worker_command(args.queues, args.name)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the Celery worker: SIGTERM (docker stop) and kill -9 reach it directly, not a wrapper.
+    os.execv(cmd[0], cmd)
 
 
 def _train_params(args: argparse.Namespace) -> dict[str, object]:

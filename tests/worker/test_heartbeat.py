@@ -142,10 +142,15 @@ def test_a_worker_process_reports_itself_and_leaves_on_shutdown(settings: Settin
         (worker,) = workers
         assert str(worker["name"]).startswith("probe@")
         assert worker["queues"] == ["evaluation"] and worker["device"] == "cpu"
+        assert worker["pid"] == proc.pid  # `skill-adapter worker` becomes the Celery worker: signals reach it
         assert health_report(settings)["warnings"] == ["no live worker consumes the training queue"]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # `skill-adapter worker` and its celery child
-        proc.wait(timeout=30)
+        proc.send_signal(signal.SIGTERM)  # as `docker stop` does
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 15
     while rows(settings) and time.monotonic() < deadline:
         time.sleep(0.2)
