@@ -100,6 +100,14 @@ function stopService(proc) {
 }
 
 const results = []
+let page
+/** A full-page picture, with the mouse out of the way so that no chart shows a tooltip. */
+async function screenshot(name) {
+  await page.mouse.move(0, 0)
+  await page.waitForTimeout(200)
+  await page.screenshot({ path: join(shots, name), fullPage: true })
+}
+
 async function step(name, fn) {
   const started = Date.now()
   try {
@@ -124,7 +132,7 @@ try {
   expect(existsSync(join(dist, 'index.html')), `${dist} has no index.html: run npm run build first`)
   service = await startService(await freePort())
   browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] })
-  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
   const consoleErrors = []
   page.on('pageerror', (err) => consoleErrors.push(String(err)))
   let jobId = ''
@@ -169,7 +177,7 @@ try {
     await page.getByLabel('Gradient accumulation steps').fill('1')
     await page.getByLabel('Learning rate').fill('0.002')
     expect(await page.getByRole('button', { name: 'Start Training' }).isEnabled(), 'Start Training stays disabled')
-    await page.screenshot({ path: join(shots, 'training-tab.png'), fullPage: true })
+    await screenshot('training-tab.png')
   })
 
   await step('Start Training opens the job page', async () => {
@@ -201,25 +209,13 @@ try {
     await page.waitForTimeout(4000)
     page.off('request', count)
     expect(calls === 0, `${calls} requests for a finished job in 4 s`)
-    await page.screenshot({ path: join(shots, 'job-page.png'), fullPage: true })
+    await screenshot('job-page.png')
   })
 
   await step('reloading the job page loses nothing', async () => {
     await page.reload()
     await page.locator('.heading-row .badge-succeeded').waitFor()
     await page.locator('figure.chart', { hasText: 'Loss' }).locator('path.recharts-line-curve').first().waitFor()
-  })
-
-  await step('the jobs list shows the job, newest first', async () => {
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click()
-    await page.getByRole('heading', { name: 'Jobs' }).waitFor()
-    const row = page.getByRole('row', { name: new RegExp(jobId) })
-    await row.waitFor()
-    expect((await row.innerText()).includes('succeeded'), 'the row has no succeeded badge')
-    expect((await row.innerText()).includes('commit-messages'), 'the row does not name the skill')
-    await page.screenshot({ path: join(shots, 'jobs-list.png'), fullPage: true })
-    await row.getByRole('link').click()
-    await page.waitForURL(new RegExp(`/jobs/${jobId}$`))
   })
 
   await step('Evaluate runs an evaluation and shows the three arms', async () => {
@@ -238,7 +234,52 @@ try {
     }
     await panel.getByRole('heading', { name: 'Best examples' }).waitFor()
     await panel.getByRole('heading', { name: 'Worst examples' }).waitFor()
-    await page.screenshot({ path: join(shots, 'job-page-evaluation.png'), fullPage: true })
+    await screenshot('job-page-evaluation.png')
+  })
+
+  let secondId = ''
+  await step('a second job, from a skill on the server, starts running', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Training' }).click()
+    await page.getByRole('radio', { name: 'Skill on the server' }).check()
+    await page.getByLabel('Skill under the skills root').selectOption('commit-messages/SKILL.md')
+    await page.getByRole('heading', { name: 'Preview: commit-messages' }).waitFor()
+    await page.getByLabel('Epochs', { exact: true }).fill('200')
+    await page.getByRole('button', { name: 'Start Training' }).click()
+    await page.waitForURL(/\/jobs\/train-[0-9a-f]+$/)
+    secondId = page.url().split('/').at(-1)
+    expect(secondId !== jobId, "the second job has the first one's id")
+    await page.locator('.heading-row .badge-running').waitFor({ timeout: TRAIN_TIMEOUT })
+  })
+
+  await step('the jobs list is newest first and refreshes itself while a job is active', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click()
+    await page.getByRole('heading', { name: 'Jobs' }).waitFor()
+    const rows = page.getByRole('row')
+    await rows.nth(2).waitFor()
+    const newest = rows.nth(1)
+    expect((await newest.innerText()).includes(secondId), 'the newest job is not first')
+    expect((await rows.nth(2).innerText()).includes(jobId), 'the first job is not second')
+    const older = await rows.nth(2).innerText()
+    expect(older.includes('succeeded') && older.includes('commit-messages'), `unexpected row: ${older}`)
+    const lossCell = newest.getByRole('cell').last()
+    const before = await lossCell.innerText()
+    const deadline = Date.now() + 90_000
+    while ((await lossCell.innerText()) === before) {
+      expect(Date.now() < deadline, 'the running job\'s row did not change in 90 s')
+      await page.waitForTimeout(500)
+    }
+    await screenshot('jobs-list.png')
+  })
+
+  await step('Cancel stops the running job', async () => {
+    await page.getByRole('link', { name: secondId }).click()
+    await page.waitForURL(new RegExp(`/jobs/${secondId}$`))
+    await page.getByRole('button', { name: 'Cancel' }).click()
+    await page.locator('.heading-row .badge-cancelled').waitFor({ timeout: 120_000 })
+    expect(await page.getByRole('button', { name: 'Evaluate' }).isDisabled(), 'Evaluate is enabled on a cancelled job')
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click()
+    await page.getByRole('row', { name: new RegExp(`${secondId}.*cancelled`) }).waitFor()
+    await page.getByText('Up to date').waitFor()
   })
 
   expect(consoleErrors.length === 0, `errors in the page: ${consoleErrors.join('\n')}`)

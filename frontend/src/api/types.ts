@@ -211,6 +211,8 @@ export interface EvalExample {
   id: string
   prompt: string | ChatMessage[]
   reference: string
+  section?: string | null
+  generator?: string | null
   outputs: Partial<Record<ArmName, { output: string; perplexity: number | null; chrf: number | null }>>
 }
 

@@ -22,6 +22,11 @@ function ExampleCard({ example, arms }: { example: EvalExample; arms: ArmName[] 
   return (
     <li className="eval-example">
       <div className="eval-prompt">
+        <div className="example-tags">
+          <span className="tag">{example.id}</span>
+          {example.generator ? <span className="tag">{example.generator}</span> : null}
+          {example.section ? <span className="tag">{example.section}</span> : null}
+        </div>
         <span className="role">prompt</span>
         <pre>{promptText(example.prompt)}</pre>
         <span className="role">reference</span>
@@ -133,9 +138,11 @@ interface Props {
   evaluation: Evaluation | null | undefined
   error: unknown
   loading: boolean
+  /** Whether the job has succeeded, so that Evaluate can run. */
+  canEvaluate: boolean
 }
 
-export function EvaluationPanel({ evaluation, error, loading }: Props) {
+export function EvaluationPanel({ evaluation, error, loading, canEvaluate }: Props) {
   return (
     <section className="panel" aria-labelledby="eval-title">
       <div className="heading-row">
@@ -146,7 +153,11 @@ export function EvaluationPanel({ evaluation, error, loading }: Props) {
       <ErrorMessage error={error} title="Could not load the evaluation" />
       {loading ? <p role="status">Loading the evaluation…</p> : null}
       {!loading && !error && !evaluation ? (
-        <p className="muted">No evaluation yet. Once the job has succeeded, press Evaluate.</p>
+        <p className="muted">
+          {canEvaluate
+            ? 'No evaluation yet. Press Evaluate to compare the base model, the base model with the SKILL.md in context, and the adapter on the held-out examples.'
+            : 'No evaluation yet. Once the job has succeeded, press Evaluate.'}
+        </p>
       ) : null}
       {evaluation && (evaluation.status === 'queued' || evaluation.status === 'running') ? (
         <div>

@@ -218,6 +218,7 @@ export function JobPage() {
         evaluation={evaluation.data}
         error={evaluation.error}
         loading={evaluation.isLoading}
+        canEvaluate={job!.status === 'succeeded'}
       />
     </div>
   )

@@ -31,6 +31,12 @@ export function LogTail({ lines, live }: { lines: LogLine[]; live: boolean }) {
         aria-label="Training log"
         tabIndex={0}
         data-testid="log-tail"
+        onScroll={(e) => {
+          // Scrolling up to read stops following; scrolling back to the end resumes it.
+          const el = e.currentTarget
+          const atEnd = el.scrollHeight - el.scrollTop - el.clientHeight < 24
+          if (atEnd !== follow) setFollow(atEnd)
+        }}
       >
         {lines.length === 0 ? <span className="muted">No log lines yet.</span> : null}
         {lines.map((line) => (

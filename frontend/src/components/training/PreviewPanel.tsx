@@ -101,7 +101,7 @@ export function PreviewPanel({ preview }: { preview: Preview }) {
       <h3>
         Sample examples{' '}
         <span className="muted">
-          ({Math.min(SAMPLE_SIZE, examples.length)} of the {examples.length} in the preview, one per generator in turn)
+          ({Math.min(SAMPLE_SIZE, examples.length)} of the {examples.length} the preview returned, taking each generator in turn)
         </span>
       </h3>
       <ol className="examples">
