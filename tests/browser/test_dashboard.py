@@ -22,12 +22,17 @@ REQUIRE_BROWSER = os.environ.get("SKILL_ADAPTER_REQUIRE_BROWSER") == "1"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def _missing() -> str | None:
+def _need(*, browser: bool) -> None:
+    """Skip (or, with SKILL_ADAPTER_REQUIRE_BROWSER=1, fail) when a tool the test needs is missing."""
+    reason = None
     if not shutil.which("node") or not shutil.which("npm"):
-        return "Node.js and npm are not installed (the dashboard's tests need them)"
-    if not Path(CHROMIUM).is_file():
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
-    return None
+        reason = "Node.js and npm are not installed (the dashboard's tests need them)"
+    elif browser and not Path(CHROMIUM).is_file():
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    if reason and REQUIRE_BROWSER:
+        pytest.fail(f"SKILL_ADAPTER_REQUIRE_BROWSER=1 but {reason}")
+    if reason:
+        pytest.skip(reason)
 
 
 def _run(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,11 +49,7 @@ def _assert_ok(result: subprocess.CompletedProcess[str], what: str) -> None:
 @pytest.fixture(scope="module")
 def built_frontend() -> Path:
     """node_modules installed from package-lock.json and a fresh production build in frontend/dist."""
-    reason = _missing()
-    if reason:
-        if REQUIRE_BROWSER:
-            pytest.fail(f"SKILL_ADAPTER_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    _need(browser=False)
     lock, installed = FRONTEND / "package-lock.json", FRONTEND / "node_modules" / ".package-lock.json"
     if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
         _assert_ok(_run(["npm", "ci", "--no-audit", "--no-fund"], timeout=600), "npm ci")
@@ -57,6 +58,7 @@ def built_frontend() -> Path:
 
 
 def test_component_tests(built_frontend: Path) -> None:
+    """Vitest: the views against a fetch double, in jsdom (no browser needed)."""
     result = _run(["npx", "vitest", "run"], timeout=600, env={**os.environ, "CI": "true", "NO_COLOR": "1"})
     _assert_ok(result, "vitest")
     assert " passed" in result.stdout
@@ -65,6 +67,7 @@ def test_component_tests(built_frontend: Path) -> None:
 @pytest.mark.timeout(1500)
 def test_end_to_end_in_chromium(built_frontend: Path, tmp_path: Path) -> None:
     """Upload a SKILL.md through the page, train, watch it succeed with a loss curve, evaluate."""
+    _need(browser=True)
     assert (built_frontend / "index.html").is_file()
     env = {
         **os.environ,

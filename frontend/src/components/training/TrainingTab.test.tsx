@@ -1,4 +1,4 @@
-import { screen, waitFor } from '@testing-library/react'
+import { fireEvent, screen, waitFor } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { apiError, CONFIG, mockApi } from '../../test/api'
@@ -106,6 +106,25 @@ describe('the Training tab', () => {
     expect(alert).toHaveTextContent('skill_invalid')
     const body = JSON.parse(String(api.calls.find((c) => c.path === '/api/training/start')!.body))
     expect(body).toMatchObject({ skill_path: 'commit-messages/SKILL.md', num_epochs: 3, adapter_type: 'lora' })
+  })
+
+  it('takes a SKILL.md dropped on the drop zone', async () => {
+    const api = mockApi({
+      'GET /api/config': { body: CONFIG },
+      'GET /api/skills': { body: SKILLS },
+      'POST /api/skills/preview': { body: PREVIEW },
+    })
+    renderAt('/', '/', <TrainingTab />)
+    const zone = await screen.findByTestId('dropzone')
+    const file = new File(['---\nname: dropped\n---\n'], 'dropped-SKILL.md')
+    fireEvent.dragOver(zone, { dataTransfer: { files: [file] } })
+    expect(zone).toHaveClass('dragging')
+    fireEvent.drop(zone, { dataTransfer: { files: [file] } })
+    expect(await screen.findByText('dropped-SKILL.md')).toBeInTheDocument()
+    await screen.findByRole('heading', { name: 'Preview: commit-messages' })
+    const form = api.calls.find((c) => c.path === '/api/skills/preview')!.body as FormData
+    expect((form.get('file') as File).name).toBe('dropped-SKILL.md')
+    expect(screen.getByRole('button', { name: 'Start Training' })).toBeEnabled()
   })
 
   it('shows why the configuration could not be loaded', async () => {
