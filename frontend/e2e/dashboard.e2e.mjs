@@ -219,6 +219,8 @@ try {
   })
 
   await step('Evaluate runs an evaluation and shows the three arms', async () => {
+    await page.getByText('Evaluation options').click()
+    await page.getByLabel('Examples').fill('4')
     await page.getByRole('button', { name: 'Evaluate' }).click()
     const panel = page.locator('section', { has: page.getByRole('heading', { name: 'Evaluation' }) })
     const started = page.getByRole('alert').filter({ hasText: 'Evaluation was not started' })
@@ -232,6 +234,7 @@ try {
     for (const arm of ['Base model', 'Base + SKILL.md in context', 'Adapter (no skill in context)']) {
       await panel.getByRole('columnheader', { name: arm }).waitFor()
     }
+    await panel.getByText('4 examples from the held-out split').waitFor()
     await panel.getByRole('heading', { name: 'Best examples' }).waitFor()
     await panel.getByRole('heading', { name: 'Worst examples' }).waitFor()
     await screenshot('job-page-evaluation.png')

@@ -77,6 +77,13 @@ function postForm<T>(path: string, file: File, fields: Record<string, unknown>):
   return request<T>(path, { method: 'POST', body: form })
 }
 
+/** Options of POST /evaluate; omitted ones take the server's defaults. */
+export interface EvaluateOptions {
+  source?: 'held_out' | 'evals'
+  limit?: number
+  max_new_tokens?: number
+}
+
 /** A skill to train on: a path under the server's skills root, or a file from the user's disk. */
 export type SkillSource = { kind: 'path'; path: string } | { kind: 'file'; file: File }
 
@@ -101,7 +108,7 @@ export const api = {
     request<MetricsPage>(`/training/${encodeURIComponent(jobId)}/metrics?after=${after}&limit=${limit}`),
   checkpoints: (jobId: string) => request<CheckpointsPage>(`/training/${encodeURIComponent(jobId)}/checkpoints`),
   cancel: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' }),
-  evaluate: (jobId: string, body: { max_new_tokens?: number; limit?: number } = {}) =>
+  evaluate: (jobId: string, body: EvaluateOptions = {}) =>
     postJson<EvaluationCreated>(`/training/${encodeURIComponent(jobId)}/evaluate`, body),
   evaluation: async (jobId: string): Promise<Evaluation | null> => {
     try {

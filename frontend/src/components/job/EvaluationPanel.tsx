@@ -1,3 +1,4 @@
+import type { ReactNode } from 'react'
 import type { ArmName, ChatMessage, EvalExample, Evaluation, EvaluationReport } from '../../api/types'
 import { ARMS } from '../../api/types'
 import { formatNumber, formatPercent, formatTime } from '../../lib/format'
@@ -140,9 +141,10 @@ interface Props {
   loading: boolean
   /** Whether the job has succeeded, so that Evaluate can run. */
   canEvaluate: boolean
+  options?: ReactNode
 }
 
-export function EvaluationPanel({ evaluation, error, loading, canEvaluate }: Props) {
+export function EvaluationPanel({ evaluation, error, loading, canEvaluate, options }: Props) {
   return (
     <section className="panel" aria-labelledby="eval-title">
       <div className="heading-row">
@@ -150,6 +152,7 @@ export function EvaluationPanel({ evaluation, error, loading, canEvaluate }: Pro
         {evaluation ? <StatusBadge status={evaluation.status} /> : null}
         {evaluation ? <span className="muted">{evaluation.evaluation_id}</span> : null}
       </div>
+      {canEvaluate ? options : null}
       <ErrorMessage error={error} title="Could not load the evaluation" />
       {loading ? <p role="status">Loading the evaluation…</p> : null}
       {!loading && !error && !evaluation ? (

@@ -155,7 +155,7 @@ describe('the job page', () => {
   it('starts an evaluation, shows the API\'s refusal, and renders a report with the three arms', async () => {
     let evaluation: unknown = null
     let refuse = true
-    mockApi({
+    const api = mockApi({
       [`GET ${BASE}/status`]: { body: status({ status: 'succeeded', progress: 1 }) },
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
@@ -178,8 +178,17 @@ describe('the job page', () => {
     expect(await screen.findByRole('alert')).toHaveTextContent('Only a succeeded job can be evaluated')
 
     refuse = false
+    await user.click(screen.getByText('Evaluation options'))
+    await user.type(screen.getByLabelText('Examples'), '0')
+    expect(screen.getByText('Examples must be a whole number from 1 to 1000')).toBeInTheDocument()
+    expect(screen.getByRole('button', { name: 'Evaluate' })).toBeDisabled()
+    await user.clear(screen.getByLabelText('Examples'))
+    await user.type(screen.getByLabelText('Examples'), '5')
+    await user.selectOptions(screen.getByLabelText('Cases'), 'held_out')
     await user.click(screen.getByRole('button', { name: 'Evaluate' }))
     const table = await screen.findByRole('table', { name: 'Metrics per arm' })
+    const posted = api.calls.filter((c) => c.path === `${BASE}/evaluate`).at(-1)!
+    expect(JSON.parse(String(posted.body))).toEqual({ source: 'held_out', limit: 5 })
     const headers = within(table).getAllByRole('columnheader').map((h) => h.textContent)
     expect(headers).toEqual(['Metric', 'Base model', 'Base + SKILL.md in context', 'Adapter (no skill in context)'])
     expect(within(table).getByRole('row', { name: /chrF 10.25 40.75 38.5/ })).toBeInTheDocument()

@@ -1,5 +1,5 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query'
-import { useEffect, useRef } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { Link, useParams } from 'react-router-dom'
 import { api } from '../../api/client'
 import {
@@ -18,6 +18,8 @@ import { StatusBadge } from '../common/StatusBadge'
 import { GpuChart, LearningRateChart, LossChart } from './Charts'
 import { Checkpoints } from './Checkpoints'
 import { EvaluationPanel } from './EvaluationPanel'
+import { EvaluateOptionsForm } from './EvaluateOptions'
+import { EMPTY_EVALUATE_FORM, evaluateErrors, toEvaluateOptions } from './evaluateForm'
 import { LogTail } from './LogTail'
 
 function lastValue(points: MetricPoint[], key: keyof MetricPoint): number | null {
@@ -139,8 +141,10 @@ export function JobPage() {
     mutationFn: () => api.cancel(jobId),
     onSuccess: (data) => queryClient.setQueryData(jobKeys.status(jobId), data),
   })
+  const [evalForm, setEvalForm] = useState(EMPTY_EVALUATE_FORM)
+  const evalFormValid = Object.keys(evaluateErrors(evalForm)).length === 0
   const evaluate = useMutation({
-    mutationFn: () => api.evaluate(jobId),
+    mutationFn: () => api.evaluate(jobId, toEvaluateOptions(evalForm)),
     onSuccess: () => void queryClient.invalidateQueries({ queryKey: jobKeys.evaluation(jobId) }),
   })
 
@@ -179,7 +183,7 @@ export function JobPage() {
           type="button"
           className="primary"
           onClick={() => evaluate.mutate()}
-          disabled={job!.status !== 'succeeded' || evaluate.isPending || evalBusy}
+          disabled={job!.status !== 'succeeded' || evaluate.isPending || evalBusy || !evalFormValid}
           title={job!.status === 'succeeded' ? 'Compare base, base + skill and adapter' : 'Evaluate a succeeded job'}
         >
           Evaluate
@@ -219,6 +223,7 @@ export function JobPage() {
         error={evaluation.error}
         loading={evaluation.isLoading}
         canEvaluate={job!.status === 'succeeded'}
+        options={<EvaluateOptionsForm form={evalForm} onChange={setEvalForm} />}
       />
     </div>
   )
