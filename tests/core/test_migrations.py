@@ -190,3 +190,13 @@ def test_new_revision_autogenerates_against_the_head(tmp_path: Path) -> None:
     assert "pass" in upgrade and "op." not in upgrade  # the models equal the migrated schema
     compile(text, str(path), "exec")
     assert not (MIGRATIONS_DIR / "versions" / path.name).exists()
+
+
+@pytest.mark.services
+def test_concurrent_upgrades_on_postgres_apply_once(pg_settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        states = list(pool.map(lambda _: upgrade_db(pg_settings), range(3)))
+    assert all(state.up_to_date for state in states)
+    assert schema_diff(pg_settings) == []

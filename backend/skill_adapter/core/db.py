@@ -30,6 +30,7 @@ logging.getLogger("alembic").setLevel(logging.WARNING)  # upgrade_db logs its ow
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 UPGRADE_COMMAND = "skill-adapter db upgrade"
+PG_MIGRATION_LOCK = 0x5A_AD_0001  # advisory lock key held while migrating Postgres
 
 
 @lru_cache(maxsize=16)
@@ -150,6 +151,8 @@ def upgrade_db(settings: Settings, revision: str = "head") -> SchemaState:
         if state.current is None and state.has_tables:
             check_schema(settings)  # raises with the pre-migration message
         with get_engine(settings).begin() as conn:
+            if conn.dialect.name == "postgresql":  # two hosts upgrading at once: the second waits, then no-ops
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})")
             command.upgrade(alembic_config(settings, conn), revision)
     after = schema_state(settings)
     if after.current != state.current:
