@@ -82,17 +82,22 @@ def _broker(settings: Settings, timeout: float) -> dict[str, Any]:
 
 
 def _workers(settings: Settings) -> list[dict[str, Any]]:
-    from skill_adapter.models import Job, Worker, utcnow
+    from skill_adapter.models import Evaluation, Job, Worker, utcnow
     from skill_adapter.worker.heartbeat import WORKER_LIVE_SECONDS
 
     cutoff = utcnow() - timedelta(seconds=WORKER_LIVE_SECONDS)
     with session_scope(settings) as session:
         rows = session.scalars(select(Worker).where(Worker.heartbeat_at >= cutoff).order_by(Worker.id)).all()
         ids = [row.id for row in rows]
-        running = session.execute(
-            select(Job.worker_id, Job.id).where(Job.status == "running", Job.worker_id.in_(ids))
-        ).all()
-    jobs = {worker_id: job_id for worker_id, job_id in running}
+        running = [
+            *session.execute(select(Job.worker_id, Job.id).where(Job.status == "running", Job.worker_id.in_(ids))),
+            *session.execute(
+                select(Evaluation.worker_id, Evaluation.id).where(
+                    Evaluation.status == "running", Evaluation.worker_id.in_(ids)
+                )
+            ),
+        ]
+    jobs = {worker_id: job_id for worker_id, job_id in running}  # a training job or an evaluation (eval-...)
     return [
         {
             "id": row.id,

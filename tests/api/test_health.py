@@ -15,7 +15,7 @@ from skill_adapter.api.main import create_app
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import head_revision, init_db, session_scope
 from skill_adapter.health import health_report
-from skill_adapter.models import Job, Worker, utcnow
+from skill_adapter.models import Evaluation, Job, Worker, utcnow
 from skill_adapter.worker.heartbeat import WORKER_LIVE_SECONDS
 
 KEYS = {"status", "database", "broker", "workers", "warnings"}
@@ -61,6 +61,10 @@ def test_health_lists_live_workers_with_devices_and_their_job(client: TestClient
     )
     assert gpu["queues"] == ["training", "evaluation"] and gpu["hostname"] == "gpu-host" and gpu["pid"] == 11
     assert workers["cpu-host:12"]["device"] == "cpu" and workers["cpu-host:12"]["job_id"] is None
+    with session_scope(settings) as session:
+        session.add(Evaluation(id="eval-1", job_id="train-1", status="running", params={}, worker_id="cpu-host:12"))
+    workers = {worker["id"]: worker for worker in client.get("/api/health").json()["workers"]}
+    assert workers["cpu-host:12"]["job_id"] == "eval-1" and workers["gpu-host:11"]["job_id"] == "train-1"
     assert body["warnings"] == []
 
 
