@@ -170,3 +170,15 @@ def test_health_pings_a_real_redis(settings: Settings) -> None:
         response = client.get("/api/health")
     assert response.status_code == 200
     assert response.json()["broker"]["status"] == "ok" and response.json()["broker"]["transport"] == "redis"
+
+
+def test_a_schema_behind_is_a_database_error(client: TestClient, settings: Settings) -> None:
+    from skill_adapter.core.db import get_engine
+
+    with get_engine(settings).begin() as conn:
+        conn.exec_driver_sql("DELETE FROM alembic_version")
+    response = client.get("/api/health")
+    assert response.status_code == 503
+    database = response.json()["database"]
+    assert database["status"] == "error" and database["revision"] is None
+    assert "run `skill-adapter db upgrade`" in database["error"]
