@@ -1,7 +1,7 @@
 // Query keys and hooks. Polling runs only while something can still change and stops in terminal states.
 
 import { useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query'
-import { api } from './client'
+import { api, ApiError } from './client'
 import { isTerminal, type LogLine, type MetricPoint } from './types'
 
 export const POLL_MS = 1500
@@ -22,6 +22,11 @@ export const jobKeys = {
 export const systemKeys = {
   config: ['config'] as const,
   skills: ['skills'] as const,
+}
+
+/** After a failed poll: try again more slowly, unless the thing is gone (404) and never coming back. */
+function retryInterval(error: unknown): number | false {
+  return error instanceof ApiError && error.status === 404 ? false : POLL_MS * 3
 }
 
 export function useServerConfig() {
@@ -45,7 +50,10 @@ export function useJobStatus(jobId: string) {
   return useQuery({
     queryKey: jobKeys.status(jobId),
     queryFn: () => api.status(jobId),
-    refetchInterval: (query) => (query.state.error || isTerminal(query.state.data?.status) ? false : POLL_MS),
+    refetchInterval: (query) => {
+      if (isTerminal(query.state.data?.status)) return false
+      return query.state.status === 'error' ? retryInterval(query.state.error) : POLL_MS
+    },
   })
 }
 
@@ -128,7 +136,8 @@ export function useEvaluation(jobId: string, enabled: boolean) {
     enabled,
     refetchInterval: (query) => {
       const status = query.state.data?.status
-      return !query.state.error && (status === 'queued' || status === 'running') ? POLL_MS : false
+      if (status !== 'queued' && status !== 'running') return false
+      return query.state.status === 'error' ? retryInterval(query.state.error) : POLL_MS
     },
   })
 }

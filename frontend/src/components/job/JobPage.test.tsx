@@ -122,6 +122,27 @@ describe('the job page', () => {
     expect(api.calls.slice(before).map((c) => c.path)).toEqual([])
   })
 
+  it('keeps the page and retries when a poll fails, then carries on', async () => {
+    const answers = [
+      { body: status() },
+      apiError(503, 'database_unavailable', 'The database is unavailable; retry shortly.'),
+      { body: status({ status: 'succeeded', progress: 1 }) },
+    ]
+    mockApi({
+      [`GET ${BASE}/status`]: () => answers.shift() ?? { body: status({ status: 'succeeded', progress: 1 }) },
+      [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
+      [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
+      [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
+    })
+    renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
+    const alert = await screen.findByRole('alert', {}, { timeout: POLL_MS * 3 })
+    expect(alert).toHaveTextContent('The database is unavailable; retry shortly.')
+    expect(screen.getByRole('progressbar', { name: 'Training progress' })).toBeInTheDocument()
+    expect(await screen.findByText('succeeded', {}, { timeout: POLL_MS * 5 })).toBeInTheDocument()
+    expect(screen.queryByRole('alert')).toBeNull()
+  })
+
   it('reports GPU use when the metrics have it', async () => {
     mockApi({
       [`GET ${BASE}/status`]: { body: status({ status: 'cancelled' }) },

@@ -149,7 +149,7 @@ export function JobPage() {
   })
 
   if (status.isPending) return <p role="status">Loading {jobId}…</p>
-  if (status.isError)
+  if (status.isError && !job)
     return (
       <div>
         <h1>{jobId}</h1>
@@ -189,6 +189,7 @@ export function JobPage() {
           Evaluate
         </button>
       </div>
+      {status.isError ? <ErrorMessage error={status.error} title="Could not refresh the job; retrying" /> : null}
       <ErrorMessage error={cancel.error} title="Cancel failed" />
       <ErrorMessage error={evaluate.error} title="Evaluation was not started" />
       {job!.error ? (
