@@ -20,6 +20,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import UPGRADE_COMMAND, get_engine, head_revision, safe_url, session_scope
 
 CHECK_TIMEOUT_SECONDS = 3.0
+QUEUES = ("training", "evaluation")  # worker/queue.py's TRAINING_QUEUE and EVALUATION_QUEUE
 
 # Bounded: a check stuck past its timeout holds a thread, never the caller.
 _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
@@ -63,17 +64,23 @@ def _broker(settings: Settings, timeout: float) -> dict[str, Any]:
         missing = [str(folder) for folder in folders if not folder.is_dir() or not os.access(folder, os.W_OK)]
         if missing:
             raise OSError(f"broker folder missing or not writable: {', '.join(missing)}")
-        queued = sum(1 for _ in folders[0].glob("*.msg"))
-        return {"transport": "filesystem", "folder": str(settings.broker_folder), "messages": queued}
+        waiting = {queue: sum(1 for _ in folders[0].glob(f"*.{queue}.msg")) for queue in QUEUES}
+        return {"transport": "filesystem", "folder": str(settings.broker_folder), "messages": waiting}
     if scheme in ("redis", "rediss"):
         import redis
 
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         try:
             client.ping()
+            pipe = client.pipeline()
+            for queue in QUEUES:  # kombu keeps a list per queue and priority step ("training", "training\x06\x163"...)
+                for key in [queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))]:
+                    pipe.llen(key)
+            counts = pipe.execute()
         finally:
             client.close()
-        return {"transport": scheme}
+        waiting = {queue: sum(counts[i * 4 : i * 4 + 4]) for i, queue in enumerate(QUEUES)}
+        return {"transport": scheme, "messages": waiting}
     from kombu import Connection
 
     with Connection(url, connect_timeout=timeout) as conn:

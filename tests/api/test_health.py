@@ -38,9 +38,24 @@ def test_health_ok_on_the_embedded_defaults(client: TestClient) -> None:
     assert set(body) == KEYS and body["status"] == "ok"
     assert body["database"]["status"] == "ok" and body["database"]["dialect"] == "sqlite"
     assert body["database"]["revision"] == body["database"]["head"] == head_revision()
-    assert body["broker"] == {**body["broker"], "status": "ok", "transport": "filesystem", "messages": 0}
+    assert body["broker"] == {
+        **body["broker"],
+        "status": "ok",
+        "transport": "filesystem",
+        "messages": {"training": 0, "evaluation": 0},
+    }
     assert body["workers"] == []
     assert any("no live worker" in warning for warning in body["warnings"])
+
+
+def test_health_counts_waiting_messages_per_queue(settings: Settings) -> None:
+    from skill_adapter.worker.queue import sender
+
+    init_db(settings)
+    enqueue = sender(settings)
+    for job_id in ("train-a", "train-b", "eval-c"):
+        enqueue(job_id)
+    assert health_report(settings)["broker"]["messages"] == {"training": 2, "evaluation": 1}
 
 
 def test_health_lists_live_workers_with_devices_and_their_job(client: TestClient, settings: Settings) -> None:
@@ -164,12 +179,25 @@ def test_health_pings_a_real_redis(settings: Settings) -> None:
         redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.skip(f"no Redis on 127.0.0.1:6379: {exc}")
-    on_redis = settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/15"})
+    from skill_adapter.worker.queue import sender
+
+    db = 15  # a database of its own on the machine's Redis, emptied before and after
+    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+    client.flushdb()
+    on_redis = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:6379/{db}"})
     init_db(on_redis)
-    with TestClient(create_app(on_redis, enqueue=lambda _job_id: None, run_sweeper=False)) as client:
-        response = client.get("/api/health")
+    try:
+        enqueue = sender(on_redis)
+        for job_id in ("train-a", "eval-b", "eval-c"):
+            enqueue(job_id)
+        with TestClient(create_app(on_redis, enqueue=lambda _job_id: None, run_sweeper=False)) as test_client:
+            response = test_client.get("/api/health")
+    finally:
+        client.flushdb()
     assert response.status_code == 200
-    assert response.json()["broker"]["status"] == "ok" and response.json()["broker"]["transport"] == "redis"
+    broker = response.json()["broker"]
+    assert broker["status"] == "ok" and broker["transport"] == "redis"
+    assert broker["messages"] == {"training": 1, "evaluation": 2}
 
 
 def test_a_schema_behind_is_a_database_error(client: TestClient, settings: Settings) -> None:
