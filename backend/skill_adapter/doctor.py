@@ -48,7 +48,10 @@ def format_doctor(report: dict[str, Any]) -> str:
     lines = [f"service: {health['status']}"]
     db_detail = f"revision {db.get('revision')} (newest {db.get('head')})" if db["status"] == "ok" else db["error"]
     lines.append(f"  database  {db['status']:<6} {db['url']}  {db_detail}")
-    broker_detail = f"{broker.get('latency_ms')} ms" if broker["status"] == "ok" else broker["error"]
+    broker_detail = broker.get("error", "")
+    if broker["status"] == "ok":
+        waiting = ", ".join(f"{queue} {count}" for queue, count in (broker.get("messages") or {}).items())
+        broker_detail = f"{broker.get('latency_ms')} ms" + (f", waiting: {waiting}" if waiting else "")
     lines.append(f"  broker    {broker['status']:<6} {broker['url']}  {broker_detail}")
     lines.append(f"  workers   {len(health['workers'])} live")
     for worker in health["workers"]:
