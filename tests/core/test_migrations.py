@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +26,8 @@ from skill_adapter.core.db import (
     upgrade_db,
 )
 from skill_adapter.models import Base
+from tests.own_postgres import own_postgres
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 TABLES = {"jobs", "log_lines", "metric_points", "checkpoints", "evaluations", "workers"}
 
 
@@ -47,27 +46,11 @@ def with_extra_column(metadata: MetaData) -> MetaData:
     return copy
 
 
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=3, **PG) as conn:  # type: ignore[arg-type]
-        conn.execute(sql)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def pg_settings(settings: Settings) -> Iterator[Settings]:
     """Settings on a Postgres database of this test's own, dropped afterwards."""
-    try:
-        name = f"skill_adapter_migr_{uuid.uuid4().hex[:10]}"
-        _admin(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # no server here; CI starts one
-        pytest.skip(f"no Postgres on 127.0.0.1:5432: {exc}")
-    pg = settings.model_copy(update={"database_url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"})
-    try:
+    with own_postgres(settings) as pg:
         yield pg
-    finally:
-        get_engine(pg).dispose()
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_upgrade_matches_models_sqlite(settings: Settings) -> None:
