@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if self.uses_embedded_broker:
-            for sub in ("queue", "processed"):
+            for sub in ("queue", "processed", "control"):
                 (self.broker_folder / sub).mkdir(parents=True, exist_ok=True)
 
     def model_max_length(self) -> int | None:

@@ -31,6 +31,7 @@ def create_celery(settings: Settings) -> Celery:
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # broadcast tables; kombu's default is ./control
             "store_processed": False,
         }
     else:
