@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 
 const here = dirname(fileURLToPath(import.meta.url))
+const axeScript = join(here, '..', 'node_modules', 'axe-core', 'axe.min.js')
 const frontend = resolve(here, '..')
 const repo = resolve(frontend, '..')
 const dist = join(frontend, 'dist')
@@ -108,6 +109,23 @@ async function screenshot(name) {
   await page.screenshot({ path: join(shots, name), fullPage: true })
 }
 
+/** axe-core's serious and critical accessibility violations on the current page (WCAG 2 A and AA). */
+async function accessibilityProblems() {
+  await page.addScriptTag({ path: axeScript })
+  const found = await page.evaluate(async () => {
+    const result = await axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] })
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`)
+  })
+  return found
+}
+
+async function expectAccessible(view) {
+  const problems = await accessibilityProblems()
+  expect(problems.length === 0, `${view} has accessibility problems:\n${problems.join('\n')}`)
+}
+
 async function step(name, fn) {
   const started = Date.now()
   try {
@@ -178,6 +196,7 @@ try {
     await page.getByLabel('Learning rate').fill('0.002')
     expect(await page.getByRole('button', { name: 'Start Training' }).isEnabled(), 'Start Training stays disabled')
     await screenshot('training-tab.png')
+    await expectAccessible('the Training tab')
   })
 
   await step('Start Training opens the job page', async () => {
@@ -238,6 +257,7 @@ try {
     await panel.getByRole('heading', { name: 'Best examples' }).waitFor()
     await panel.getByRole('heading', { name: 'Worst examples' }).waitFor()
     await screenshot('job-page-evaluation.png')
+    await expectAccessible('the job page')
   })
 
   let secondId = ''
@@ -266,12 +286,13 @@ try {
     expect(older.includes('succeeded') && older.includes('commit-messages'), `unexpected row: ${older}`)
     const lossCell = newest.getByRole('cell').last()
     const before = await lossCell.innerText()
-    const deadline = Date.now() + 90_000
+    const deadline = Date.now() + 180_000
     while ((await lossCell.innerText()) === before) {
-      expect(Date.now() < deadline, 'the running job\'s row did not change in 90 s')
+      expect(Date.now() < deadline, "the running job's row did not change in 180 s")
       await page.waitForTimeout(500)
     }
     await screenshot('jobs-list.png')
+    await expectAccessible('the jobs list')
   })
 
   await step('Cancel stops the running job', async () => {

@@ -6,6 +6,7 @@ import { ErrorMessage } from '../common/ErrorMessage'
 import { ARM_LABELS } from './arms'
 import { ProgressBar } from '../common/ProgressBar'
 import { StatusBadge } from '../common/StatusBadge'
+import { ScrollText } from '../common/ScrollText'
 
 const METRICS: { key: 'perplexity' | 'accuracy' | 'bleu' | 'chrf' | 'prompt_tokens_per_call'; label: string }[] = [
   { key: 'perplexity', label: 'Perplexity (lower is better)' },
@@ -29,9 +30,9 @@ function ExampleCard({ example, arms }: { example: EvalExample; arms: ArmName[] 
           {example.section ? <span className="tag">{example.section}</span> : null}
         </div>
         <span className="role">prompt</span>
-        <pre>{promptText(example.prompt)}</pre>
+        <ScrollText>{promptText(example.prompt)}</ScrollText>
         <span className="role">reference</span>
-        <pre>{example.reference}</pre>
+        <ScrollText>{example.reference}</ScrollText>
       </div>
       <div className="arm-grid" style={{ gridTemplateColumns: `repeat(${arms.length}, minmax(0, 1fr))` }}>
         {arms.map((arm) => {
@@ -39,7 +40,7 @@ function ExampleCard({ example, arms }: { example: EvalExample; arms: ArmName[] 
           return (
             <div key={arm} className="arm-output">
               <span className="role">{ARM_LABELS[arm]}</span>
-              {out?.output ? <pre>{out.output}</pre> : <p className="muted">{out ? '(empty output)' : '—'}</p>}
+              {out?.output ? <ScrollText>{out.output}</ScrollText> : <p className="muted">{out ? '(empty output)' : '—'}</p>}
               <small className="muted">
                 chrF {formatNumber(out?.chrf, 3)} · perplexity {formatNumber(out?.perplexity, 3)}
               </small>

@@ -21,6 +21,7 @@ import { EvaluationPanel } from './EvaluationPanel'
 import { EvaluateOptionsForm } from './EvaluateOptions'
 import { EMPTY_EVALUATE_FORM, evaluateErrors, toEvaluateOptions } from './evaluateForm'
 import { LogTail } from './LogTail'
+import { ScrollText } from '../common/ScrollText'
 
 function lastValue(points: MetricPoint[], key: keyof MetricPoint): number | null {
   for (let i = points.length - 1; i >= 0; i--) {
@@ -215,7 +216,7 @@ export function JobPage() {
           <Checkpoints checkpoints={checkpoints.data?.data ?? []} />
           <details className="panel config">
             <summary>Resolved configuration</summary>
-            <pre>{JSON.stringify(job!.config, null, 2)}</pre>
+            <ScrollText>{JSON.stringify(job!.config, null, 2)}</ScrollText>
           </details>
         </div>
       </div>

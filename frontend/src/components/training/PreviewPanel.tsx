@@ -1,6 +1,7 @@
 import type { ChatMessage, Preview } from '../../api/types'
 import { sampleExamples } from './sample'
 import { formatNumber } from '../../lib/format'
+import { ScrollText } from '../common/ScrollText'
 
 const SAMPLE_SIZE = 5
 
@@ -114,11 +115,11 @@ export function PreviewPanel({ preview }: { preview: Preview }) {
             </div>
             <div className="example-turn">
               <span className="role">prompt</span>
-              <pre>{text(ex.prompt)}</pre>
+              <ScrollText>{text(ex.prompt)}</ScrollText>
             </div>
             <div className="example-turn">
               <span className="role">completion</span>
-              <pre>{text(ex.completion)}</pre>
+              <ScrollText>{text(ex.completion)}</ScrollText>
             </div>
           </li>
         ))}
