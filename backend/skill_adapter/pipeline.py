@@ -7,6 +7,7 @@ cancel certain), keeps the heartbeat and maps the child's end to the job status.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -35,6 +36,7 @@ def heartbeat_interval(settings: Settings) -> float:
 
 
 CANCEL_GRACE_SECONDS = 10.0
+TRAINING_NICENESS = 10
 
 
 def execute_job(job_id: str, *, settings: Settings) -> str:
@@ -124,6 +126,9 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _child_main(job_id: str, settings_data: dict[str, Any], parent_pid: int, worker_id: str) -> None:
     _die_with_parent(parent_pid)
+    # Training takes whatever CPU is free; the API and the worker's heartbeat on the same machine go first.
+    with contextlib.suppress(OSError):
+        os.nice(TRAINING_NICENESS)
     settings = Settings.model_validate(settings_data)
     run_claimed_job(job_id, settings=settings, worker_id=worker_id)
 

@@ -1,0 +1,277 @@
+"""Jobs accepted per second, and ``/status`` latency at a fixed request rate while a job trains.
+
+Runs the real service as separate processes on two setups, side by side:
+
+* **embedded**: SQLite + the filesystem broker in a temporary data folder (``serve`` with nothing else);
+* **services**: Postgres (a database of its own on 127.0.0.1:5432, user postgres) + a private
+  ``redis-server`` on a free port.
+
+For each: the API alone (``serve --no-worker``) takes ``--submissions`` POSTs from a client bounded to
+``--concurrency`` connections (accepted/s = 202s / wall time); those jobs are cancelled; a worker starts and
+trains one long job; while it trains, ``GET /status`` is sent open-loop at ``--rate`` requests/s for
+``--duration`` seconds. Latency is measured from each request's scheduled send time, so a stalled server
+cannot hide behind a slowed client (no coordinated omission).
+
+    uv run python bench/status_bench.py                      # both setups, 200 req/s for 20 s
+    uv run python bench/status_bench.py --setups embedded --rate 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+QUICK_JOB = {"skill_path": "commit-messages/SKILL.md", "num_epochs": 1}
+LONG_JOB = {
+    "skill_path": "commit-messages/SKILL.md",
+    "num_epochs": 50,
+    "batch_size": 1,
+    "gradient_accumulation_steps": 1,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages (the machine may be shared)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class Stack:
+    """The processes of one setup, in a temporary folder that is removed afterwards."""
+
+    def __init__(self, setup: str, work: Path) -> None:
+        self.setup, self.work = setup, work
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.db_name: str | None = None
+        shutil.copytree(REPO / "skills", work / "skills")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
+        self.env.update(
+            SKILL_ADAPTER_DATA_DIR=str(work / "data"),
+            SKILL_ADAPTER_CHECKPOINT_DIR=str(work / "checkpoints"),
+            SKILL_ADAPTER_SKILLS_ROOT=str(work / "skills"),
+            CUDA_VISIBLE_DEVICES="",
+            HF_HUB_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
+        )
+        if setup == "services":
+            redis_port = free_port()
+            self._spawn(
+                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                "redis",
+            )
+            self.db_name = f"skill_adapter_bench_{uuid.uuid4().hex[:8]}"
+            self._pg_admin(f'CREATE DATABASE "{self.db_name}"')
+            self.env["SKILL_ADAPTER_BROKER_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            self.env["SKILL_ADAPTER_DATABASE_URL"] = (
+                f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{self.db_name}"
+            )
+            subprocess.run([sys.executable, "-m", "skill_adapter.cli", "db", "upgrade"], env=self.env, check=True)
+        self.base = ""
+
+    def _pg_admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:  # type: ignore[arg-type]
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def _spawn(self, cmd: list[str], name: str) -> subprocess.Popen[bytes]:
+        log = (self.work / f"{name}.log").open("ab")
+        proc = subprocess.Popen(cmd, env=self.env, cwd=self.work, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def start_api(self) -> None:
+        port = free_port()
+        self._spawn([sys.executable, "-m", "skill_adapter.cli", "serve", "--no-worker", "--port", str(port)], "api")
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.base}/api/config", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"API did not start; see {self.work / 'api.log'}")
+
+    def start_worker(self) -> None:
+        self._spawn([sys.executable, "-m", "skill_adapter.cli", "worker", "--name", "bench@%h"], "worker")
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.db_name:
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def stack(setup: str) -> Iterator[Stack]:
+    work = Path(tempfile.mkdtemp(prefix=f"status-bench-{setup}-"))
+    s = Stack(setup, work)
+    try:
+        yield s
+    except BaseException:
+        print(f"{setup}: failed; the processes' logs are kept in {work}", file=sys.stderr)
+        s.close()
+        raise
+    s.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+async def submit_all(base: str, n: int, concurrency: int) -> tuple[float, list[str], dict[int, int]]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(client.post("/api/training/start", json=QUICK_JOB) for _ in range(n)))
+        wall = time.perf_counter() - started
+        ids = [r.json()["job_id"] for r in answers if r.status_code == 202]
+        codes: dict[int, int] = {}
+        for r in answers:
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+        await asyncio.gather(*(client.post(f"/api/training/{job_id}/cancel") for job_id in ids))
+    return wall, ids, codes
+
+
+async def status_load(base: str, job_id: str, rate: float, duration: float) -> dict[str, Any]:
+    """Open loop: request i is due at t0 + i/rate whatever happened to the earlier ones."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        await client.get(f"/api/training/{job_id}/status")  # warm the connection
+        first = (await client.get(f"/api/training/{job_id}/status")).json()
+
+        async def one(due: float) -> None:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                resp = await client.get(f"/api/training/{job_id}/status")
+                key = str(resp.status_code)
+            except httpx.HTTPError as exc:
+                key = type(exc).__name__
+            if key == "200":
+                latencies.append(time.perf_counter() - due)
+            else:
+                errors[key] = errors.get(key, 0) + 1
+
+        t0 = time.perf_counter() + 0.2
+        total = int(rate * duration)
+        await asyncio.gather(*(one(t0 + i / rate) for i in range(total)))
+        elapsed = time.perf_counter() - t0
+        last = (await client.get(f"/api/training/{job_id}/status")).json()
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+
+    def pct(p: float) -> float:
+        return ms[min(len(ms) - 1, int(p / 100 * len(ms)))] if ms else float("nan")
+
+    return {
+        "requests": total,
+        "ok": len(ms),
+        "errors": errors,
+        "achieved_rate": round(len(ms) / elapsed, 1),
+        "p50_ms": round(pct(50), 2),
+        "p90_ms": round(pct(90), 2),
+        "p99_ms": round(pct(99), 2),
+        "max_ms": round(ms[-1], 2) if ms else None,
+        "mean_ms": round(statistics.fmean(ms), 2) if ms else None,
+        "training_steps_during_load": last["step"] - first["step"],
+        "job_status_after": last["status"],
+    }
+
+
+def run_setup(setup: str, args: argparse.Namespace) -> dict[str, Any]:
+    with stack(setup) as s:
+        s.start_api()
+        # Warm-up: the first requests import lazily and open connections.
+        asyncio.run(submit_all(s.base, 5, 5))
+        wall, ids, codes = asyncio.run(submit_all(s.base, args.submissions, args.concurrency))
+        result: dict[str, Any] = {
+            "setup": setup,
+            "accepted": len(ids),
+            "answers": codes,
+            "accept_wall_s": round(wall, 3),
+            "accepted_per_s": round(len(ids) / wall, 1),
+        }
+        job_id = httpx.post(f"{s.base}/api/training/start", json=LONG_JOB, timeout=30).json()["job_id"]
+        # Baseline: the same load with no worker (the job waits in the queue).
+        result["idle"] = asyncio.run(status_load(s.base, job_id, args.rate, args.duration))
+        s.start_worker()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{s.base}/api/training/{job_id}/status", timeout=30).json()
+            if status["status"] == "running" and status["step"] >= 5:
+                break
+            if status["status"] in ("succeeded", "failed", "cancelled"):
+                raise RuntimeError(f"the training job ended before the load: {status}")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the training job never got under way")
+        result["load_before"] = load()
+        result["status"] = asyncio.run(status_load(s.base, job_id, args.rate, args.duration))
+        result["load_after"] = load()
+        httpx.post(f"{s.base}/api/training/{job_id}/cancel", timeout=10)
+        return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setups", default="embedded,services")
+    parser.add_argument("--submissions", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16, help="client connections while submitting")
+    parser.add_argument("--rate", type=float, default=200.0, help="GET /status requests per second")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of /status load")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    results = [run_setup(setup, args) for setup in args.setups.split(",")]
+    print(f"\n/status at {args.rate:g} req/s for {args.duration:g} s; {os.cpu_count()} CPUs")
+    print("| setup | accepted/s | worker | p50 ms | p90 ms | p99 ms | max ms | req/s | errors | steps | load |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---|---:|---|")
+    for r in results:
+        for label, st in (("idle (job queued)", r["idle"]), ("training", r["status"])):
+            print(
+                f"| {r['setup']} | {r['accepted_per_s']} | {label} | {st['p50_ms']} | {st['p90_ms']} | "
+                f"{st['p99_ms']} | {st['max_ms']} | {st['achieved_rate']} | {st['errors'] or 0} | "
+                f"{st['training_steps_during_load']} | {r['load_before']} |"
+            )
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
