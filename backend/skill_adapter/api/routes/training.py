@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud, service
 from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
-from skill_adapter.api.uploads import read_skill_request, upload_schema
+from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
+from skill_adapter.core.config import Settings
 from skill_adapter.models import Job
 from skill_adapter.schemas import (
     CheckpointPublic,
@@ -27,6 +30,7 @@ from skill_adapter.schemas import (
     TrainingParams,
     TrainingStartRequest,
 )
+from skill_adapter.service import Enqueue
 
 router = APIRouter(prefix="/api/training", tags=["training"])
 
@@ -84,6 +88,11 @@ async def start_training(request: Request, session: SessionDep, settings: Settin
     ``file`` (a SKILL.md, or a skill folder as .zip / .tar.gz), with hyper-parameters as form fields.
     """
     body = await read_skill_request(request, json_model=TrainingStartRequest, upload_model=TrainingParams)
+    # Parsing, the commit and the enqueue block: off the event loop, so /status stays quick meanwhile.
+    return await run_in_threadpool(_accept, body, session, settings, enqueue)
+
+
+def _accept(body: SkillRequest, session: Session, settings: Settings, enqueue: Enqueue) -> JobCreated:
     params = cast(TrainingParams, body.fields)
     if body.upload is None:
         skill_path = cast(TrainingStartRequest, params).skill_path
