@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -152,16 +153,32 @@ def store_upload(filename: str, data: bytes, dest: Path) -> Path:
     """Write an uploaded SKILL.md, or safely extract an uploaded skill folder, into ``dest``.
 
     Returns the SKILL.md to use. ``dest`` belongs to one job (or one preview), never to the skills root.
+    The skill lands in a folder named as the user would have named it (the archive's name, or the
+    SKILL.md's own ``name``), so the importer's name-versus-folder check means what it says.
     """
+    from skill_adapter.core.errors import SkillParseError
     from skill_adapter.skills.folder import extract_archive
+    from skill_adapter.skills.parser import parse_skill
 
     lowered = filename.lower()
-    if lowered.endswith((".zip", ".tar.gz", ".tgz")):
-        return extract_archive(data, filename, dest) / "SKILL.md"
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / "SKILL.md"
+    for suffix in (".zip", ".tar.gz", ".tgz"):
+        if lowered.endswith(suffix):
+            stem = Path(filename).name[: -len(suffix)]
+            return extract_archive(data, filename, dest / folder_slug(stem)) / "SKILL.md"
+    try:
+        name = parse_skill(data).name
+    except SkillParseError:  # refused properly when the job or preview loads it
+        name = ""
+    target = dest / folder_slug(name) / "SKILL.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return target
+
+
+def folder_slug(name: str) -> str:
+    """A safe folder name for an uploaded skill: the spec's lower-case-and-hyphens form, else ``skill``."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:64].strip("-")
+    return slug or "skill"
 
 
 def upload_dir(settings: Settings, job_id: str) -> Path:
@@ -191,17 +208,28 @@ def preview_skill(
     )
     skill_data = skill.to_dict()
     findings = skill_data.pop("findings")
-    step = max(1, len(dataset.train) // max(1, sample))
-    examples = [{**e.to_record(), "split": "train"} for e in dataset.train[::step][: max(0, sample - 2)]] + [
-        {**e.to_record(), "split": "held_out"} for e in dataset.held_out[:2]
-    ]
+    held_out = [{**e.to_record(), "split": "held_out"} for e in _round_robin(dataset.held_out, 2)]
+    train = [{**e.to_record(), "split": "train"} for e in _round_robin(dataset.train, max(0, sample - len(held_out)))]
     return {
         "skill": skill_data,
         "findings": findings,
         "dataset_stats": stats,
-        "examples": examples,
+        "examples": train + held_out,
         "model": settings.model_name_or_path,
     }
+
+
+def _round_robin(examples: list[Any], count: int) -> list[Any]:
+    """Up to ``count`` examples taken from each generator in turn, so a sample shows every kind."""
+    groups: dict[str, list[Any]] = {}
+    for example in examples:
+        groups.setdefault(example.generator, []).append(example)
+    picked: list[Any] = []
+    index = 0
+    while len(picked) < count and any(index < len(group) for group in groups.values()):
+        picked += [group[index] for group in groups.values() if index < len(group)][: count - len(picked)]
+        index += 1
+    return picked
 
 
 def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue) -> bool:

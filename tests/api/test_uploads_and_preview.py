@@ -161,3 +161,29 @@ def test_preview_bad_json_and_paths(client: Any) -> None:
     assert_error(client.post("/api/skills/preview", json={}), 422, "invalid_parameter")
     assert_error(client.post("/api/skills/preview", json={"skill_path": "../../etc/passwd"}), 403, "path_outside_root")
     assert_error(client.post("/api/skills/preview", json={"skill_path": "nope/SKILL.md"}), 404, "skill_not_found")
+
+
+def test_uploads_land_in_a_folder_named_like_the_skill(client: Any, settings: Settings) -> None:
+    """An uploaded SKILL.md is compared with its own name, an archive with its file name: no false mismatch."""
+    named = SKILL.replace("name: tea-brewing", "name: Tea Brewing!")
+    cases = [
+        ("SKILL.md", SKILL.encode(), "tea-brewing"),
+        ("SKILL.md", named.encode(), "tea-brewing"),  # slugged; the name itself gets its own finding
+        ("tea-brewing.zip", zip_bytes({"SKILL.md": SKILL}), "tea-brewing"),
+        ("tea.tar.gz", targz_bytes({"tea/SKILL.md": SKILL}), "tea"),
+    ]
+    for filename, data, folder in cases:
+        job = stored_job(settings, upload(client, "/api/training/start", filename, data).json()["job_id"])
+        assert Path(job.skill_path).parent.name == folder, filename
+    preview = upload(client, "/api/skills/preview", "SKILL.md", SKILL.encode()).json()
+    assert "name_mismatch" not in {f["code"] for f in preview["findings"]}
+    preview = upload(client, "/api/skills/preview", "other-name.zip", zip_bytes({"SKILL.md": SKILL})).json()
+    assert "name_mismatch" in {f["code"] for f in preview["findings"]}, "a real mismatch is still reported"
+
+
+def test_preview_samples_every_generator(client: Any) -> None:
+    body = client.post("/api/skills/preview", json={"skill_path": "commit-messages/SKILL.md"}).json()
+    present = {name for name, count in body["dataset_stats"]["by_generator"]["train"].items() if count}
+    sampled = {e["generator"] for e in body["examples"] if e["split"] == "train"}
+    assert len(present) >= 3 and sampled == present
+    assert {e["split"] for e in body["examples"]} == {"train", "held_out"}
