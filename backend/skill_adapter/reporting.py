@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 DB_RETRY_SECONDS = 300.0
 
 
+SQLITE_PERMANENT = ("no such", "syntax error", "has no column", "already exists", "readonly", "read-only")
+
+
 def is_transient_db_error(exc: BaseException) -> bool:
     """A database that is unreachable, restarting or busy, as opposed to a query that can never work."""
     if isinstance(exc, (DisconnectionError, PoolTimeoutError)):
@@ -32,8 +35,8 @@ def is_transient_db_error(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         if isinstance(exc, (OperationalError, InterfaceError)):
-            if type(exc.orig).__module__.startswith("sqlite3"):  # "no such table" is operational there too
-                return any(word in str(exc.orig).lower() for word in ("locked", "busy"))
+            if type(exc.orig).__module__.startswith("sqlite3"):  # SQL mistakes are "operational" there too
+                return not any(words in str(exc.orig).lower() for words in SQLITE_PERMANENT)
             return True
     return False
 
