@@ -27,7 +27,7 @@ def proxy() -> Iterator[TcpProxy]:
         p.close()
 
 
-def test_postgres_outage_gives_503_and_loses_nothing(cluster: Cluster, proxy: TcpProxy) -> None:
+def test_postgres_outage_gives_503_and_loses_nothing(proxy: TcpProxy, cluster: Cluster) -> None:
     cluster.env["SKILL_ADAPTER_DATABASE_URL"] = cluster.db.url(port=proxy.port)
     cluster.env["SKILL_ADAPTER_JOB_LEASE_SECONDS"] = "60"  # longer than the outage: no reaping afterwards
     api = cluster.start_api()

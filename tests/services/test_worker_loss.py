@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services.cluster import LONG_JOB, Cluster
+from tests.services.cluster import LONG_JOB, Cluster, wait_until
 
 pytestmark = pytest.mark.services
 
@@ -42,3 +42,20 @@ def test_dead_worker_with_no_replacement_fails_the_job_after_the_lease(cluster: 
     assert status["status"] == "failed", status
     assert status["error"]["code"] == "worker_lost"
     assert "stopped responding" in status["error"]["message"]
+
+
+def test_dead_worker_with_no_replacement_has_its_job_requeued_while_attempts_remain(cluster: Cluster) -> None:
+    api = cluster.start_api()
+    worker = cluster.start_worker("worker-a")
+    job_id = cluster.submit(api, LONG_JOB)
+    cluster.wait_for(api, job_id, {"running"})
+    worker.kill9()
+
+    status = cluster.wait_for(api, job_id, {"queued", "succeeded", "failed", "cancelled"})
+    assert status["status"] == "queued", status
+    assert status["attempts"] == 1
+    assert any("stopped sending heartbeats" in m for m in cluster.logs(api, job_id))
+    # Back in the queue for whichever worker comes next (the dead one's message is still unacknowledged).
+    redis = cluster.redis.client()
+    wait_until(lambda: redis.llen("training") >= 1, what="the requeued job's message")
+    assert redis.llen("training") == 1
