@@ -55,30 +55,36 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
         name=f"train-{job_id}",
     )
     child.start()
-    cancel_seen_at: float | None = None
-    while True:
-        child.join(timeout=heartbeat_interval(settings))
-        if not child.is_alive():
-            break
-        still_ours = db_call(settings, crud.heartbeat, job_id=job_id, worker_id=worker_id)
-        if not still_ours and _finished_by(settings, job_id, worker_id):
-            child.join(timeout=30)  # the child recorded the outcome and is exiting
-            if child.is_alive():
+    try:
+        cancel_seen_at: float | None = None
+        while True:
+            child.join(timeout=heartbeat_interval(settings))
+            if not child.is_alive():
+                break
+            still_ours = db_call(settings, crud.heartbeat, job_id=job_id, worker_id=worker_id)
+            if not still_ours and _finished_by(settings, job_id, worker_id):
+                child.join(timeout=30)  # the child recorded the outcome and is exiting
+                if child.is_alive():
+                    child.kill()
+                    child.join()
+                break
+            if not still_ours:  # the reaper gave the job to another worker: stop this run for sure
+                log.warning("job %s was taken back from this worker; stopping its training process", job_id)
                 child.kill()
                 child.join()
-            break
-        if not still_ours:  # the reaper gave the job to another worker: stop this run for sure
-            log.warning("job %s was taken back from this worker; stopping its training process", job_id)
+                return "lost"
+            if reporter.cancel_requested():
+                cancel_seen_at = cancel_seen_at or time.monotonic()
+                if time.monotonic() - cancel_seen_at > CANCEL_GRACE_SECONDS:
+                    reporter.log("training did not stop in time after cancel; killing it", level="WARNING")
+                    child.kill()
+                    child.join()
+                    break
+    except BaseException:  # the database stayed away past the retries, or the task is being torn down:
+        if child.is_alive():  # never leave a trainer behind that another worker's run would collide with
             child.kill()
             child.join()
-            return "lost"
-        if reporter.cancel_requested():
-            cancel_seen_at = cancel_seen_at or time.monotonic()
-            if time.monotonic() - cancel_seen_at > CANCEL_GRACE_SECONDS:
-                reporter.log("training did not stop in time after cancel; killing it", level="WARNING")
-                child.kill()
-                child.join()
-                break
+        raise
 
     return retry_db(lambda: _record_end(settings, job_id, child.exitcode), what="recording the job's end")
 
