@@ -232,13 +232,19 @@ def _round_robin(examples: list[Any], count: int) -> list[Any]:
     return picked
 
 
-def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue) -> bool:
-    """Send a committed job's id to the queue. A failure is logged; the sweeper tries again later."""
+def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue, record: bool = True) -> bool:
+    """Send a committed job's id to the queue. A failure is logged; the sweeper tries again later.
+
+    ``record=False`` skips writing ``enqueued_at``: for a job sent right after its creation, ``created_at``
+    already dates the send for the sweeper, and the submission saves a second commit.
+    """
     try:
         enqueue(job_id)
     except Exception as exc:  # the broker is down: the job row is safe, the sweeper re-sends it
         log.warning("could not enqueue %s (%s); the sweeper will retry", job_id, exc)
         return False
+    if not record:
+        return True
     try:
         with session_scope(settings) as session:
             if job_id.startswith("eval-"):

@@ -110,7 +110,7 @@ def _accept(body: SkillRequest, session: Session, settings: Settings, enqueue: E
             shutil.rmtree(folder.parent, ignore_errors=True)
             raise
     session.commit()
-    service.enqueue_job(job.id, settings=settings, enqueue=enqueue)
+    service.enqueue_job(job.id, settings=settings, enqueue=enqueue, record=False)
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
 
 
