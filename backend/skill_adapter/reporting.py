@@ -1,4 +1,7 @@
-"""What a running job tells the database: progress, metric points, log lines, checkpoints, cancel flag."""
+"""What a running job tells the database: progress, metric points, log lines, checkpoints, cancel flag.
+
+Every write is retried with backoff while the database is unreachable (``retry_db``): training waits for
+the database rather than failing, and nothing it reported is lost."""
 
 from __future__ import annotations
 
@@ -22,8 +25,7 @@ log = logging.getLogger(__name__)
 
 # How long a worker keeps retrying a database write (training waits meanwhile) before it gives up.
 DB_RETRY_SECONDS = 300.0
-
-
+# SQLite reports SQL mistakes as OperationalError too; these are never worth a retry.
 SQLITE_PERMANENT = ("no such", "syntax error", "has no column", "already exists", "readonly", "read-only")
 
 
@@ -35,7 +37,7 @@ def is_transient_db_error(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         if isinstance(exc, (OperationalError, InterfaceError)):
-            if type(exc.orig).__module__.startswith("sqlite3"):  # SQL mistakes are "operational" there too
+            if type(exc.orig).__module__.startswith("sqlite3"):
                 return not any(words in str(exc.orig).lower() for words in SQLITE_PERMANENT)
             return True
     return False
@@ -54,7 +56,7 @@ def retry_db(fn: Callable[[], T], *, what: str, patience: float = DB_RETRY_SECON
         except Exception as exc:
             if not is_transient_db_error(exc) or time.monotonic() - started + delay > patience:
                 raise
-            if not warned:  # once per outage; goes to the process log (the job's log is in the database)
+            if not warned:  # once per outage (a training process's job log gets it when the database is back)
                 log.warning("database unavailable during %s (%s); retrying for up to %.0f s", what, exc, patience)
                 warned = True
             time.sleep(delay)
