@@ -15,7 +15,7 @@ from tests.services.cluster import QUICK_JOB, Cluster, free_port, wait_until
 
 pytestmark = pytest.mark.services
 
-BURST_THREADS, PER_THREAD = 3, 2
+BURST_THREADS, PER_THREAD = 2, 2
 
 
 def test_api_killed_and_restarted_during_a_burst(cluster: Cluster) -> None:
