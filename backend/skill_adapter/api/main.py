@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 
@@ -21,8 +20,6 @@ from skill_adapter.core.db import init_db
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
-
-API_THREADS = 8
 
 # The built dashboard (`cd frontend && npm ci && npm run build`) in a checkout of the repository.
 DEFAULT_DASHBOARD_DIR = Path(__file__).resolve().parents[3] / "frontend" / "dist"
@@ -106,9 +103,6 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(settings)
-        # Sync endpoints run on this many threads (anyio's default is 40). Each request holds the GIL for
-        # about a millisecond; 40 runnable threads starve the event loop under load, a few keep it fed.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
         stop = threading.Event()
         thread = None
         if run_sweeper:
