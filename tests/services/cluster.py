@@ -177,15 +177,9 @@ class Cluster:
         self.migrate()
 
     def migrate(self) -> None:
-        """Bring the new database's schema up to date, as an operator would before starting the service."""
-        code = (
-            "import inspect\n"
-            "from skill_adapter.core.config import load_settings\n"
-            "from skill_adapter.core.db import init_db\n"
-            "kw = {'upgrade': True} if 'upgrade' in inspect.signature(init_db).parameters else {}\n"
-            "init_db(load_settings(), **kw)\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True)
+        """Bring the new database's schema up to date, as an operator does before starting the service."""
+        cmd = [sys.executable, "-m", "skill_adapter.cli", "db", "upgrade"]
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-3000:]
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Proc:
