@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud
 from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
 from skill_adapter.api.uploads import parse_json, read_body
+from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import EvaluationNotFoundError
 from skill_adapter.evaluation.jobs import create_evaluation
 from skill_adapter.models import Evaluation
@@ -20,7 +23,7 @@ from skill_adapter.schemas import (
     EvaluationsPublic,
     EvaluationSummary,
 )
-from skill_adapter.service import enqueue_job
+from skill_adapter.service import Enqueue, enqueue_job
 
 router = APIRouter(prefix="/api/training", tags=["evaluation"])
 
@@ -69,11 +72,18 @@ async def evaluate(
     """
     raw = await read_body(request, cap=MAX_EVALUATE_BODY)
     body = cast(EvaluateRequest, parse_json(raw, EvaluateRequest)) if raw.strip() else EvaluateRequest()
+    # The checks, the commit and the enqueue block: off the event loop, as for training jobs.
+    return await run_in_threadpool(_accept, job_id, body, session, settings, enqueue)
+
+
+def _accept(
+    job_id: str, body: EvaluateRequest, session: Session, settings: Settings, enqueue: Enqueue
+) -> EvaluationCreated:
     evaluation = create_evaluation(
         session=session, job_id=job_id, params=body.model_dump(exclude_none=True), settings=settings
     )
     session.commit()
-    enqueue_job(evaluation.id, settings=settings, enqueue=enqueue)
+    enqueue_job(evaluation.id, settings=settings, enqueue=enqueue, record=False)
     return EvaluationCreated(
         evaluation_id=evaluation.id, job_id=job_id, status=evaluation.status, created_at=evaluation.created_at
     )
