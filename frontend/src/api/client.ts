@@ -4,6 +4,7 @@
 import type {
   CheckpointsPage,
   Evaluation,
+  EvaluationsPage,
   EvaluationCreated,
   JobCreated,
   JobsPage,
@@ -110,12 +111,16 @@ export const api = {
   cancel: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' }),
   evaluate: (jobId: string, body: EvaluateOptions = {}) =>
     postJson<EvaluationCreated>(`/training/${encodeURIComponent(jobId)}/evaluate`, body),
-  evaluation: async (jobId: string): Promise<Evaluation | null> => {
+  evaluation: async (jobId: string, evaluationId: string | null = null): Promise<Evaluation | null> => {
+    const job = `/training/${encodeURIComponent(jobId)}`
     try {
-      return await request<Evaluation>(`/training/${encodeURIComponent(jobId)}/evaluation`)
+      return await request<Evaluation>(
+        evaluationId === null ? `${job}/evaluation` : `${job}/evaluations/${encodeURIComponent(evaluationId)}`,
+      )
     } catch (err) {
       if (err instanceof ApiError && err.code === 'evaluation_not_found') return null
       throw err
     }
   },
+  evaluations: (jobId: string) => request<EvaluationsPage>(`/training/${encodeURIComponent(jobId)}/evaluations`),
 }

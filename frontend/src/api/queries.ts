@@ -17,6 +17,9 @@ export const jobKeys = {
   logs: (id: string) => [...jobKeys.detail(id), 'logs'] as const,
   checkpoints: (id: string) => [...jobKeys.detail(id), 'checkpoints'] as const,
   evaluation: (id: string) => [...jobKeys.detail(id), 'evaluation'] as const,
+  evaluationById: (id: string, evaluationId: string | null) =>
+    [...jobKeys.evaluation(id), { evaluationId }] as const,
+  evaluations: (id: string) => [...jobKeys.evaluation(id), 'history'] as const,
 }
 
 export const systemKeys = {
@@ -129,15 +132,25 @@ export function useCheckpoints(jobId: string, live: boolean) {
   })
 }
 
-export function useEvaluation(jobId: string, enabled: boolean) {
+/** The latest evaluation (``evaluationId`` null) or a past one; polls while it is queued or running. */
+export function useEvaluation(jobId: string, enabled: boolean, evaluationId: string | null = null) {
   return useQuery({
-    queryKey: jobKeys.evaluation(jobId),
-    queryFn: () => api.evaluation(jobId),
+    queryKey: jobKeys.evaluationById(jobId, evaluationId),
+    queryFn: () => api.evaluation(jobId, evaluationId),
     enabled,
     refetchInterval: (query) => {
       const status = query.state.data?.status
       if (status !== 'queued' && status !== 'running') return false
       return query.state.status === 'error' ? retryInterval(query.state.error) : POLL_MS
     },
+  })
+}
+
+/** Every evaluation of the job, newest first; read again whenever the latest one changes state. */
+export function useEvaluations(jobId: string, enabled: boolean, latest: string | undefined) {
+  return useQuery({
+    queryKey: [...jobKeys.evaluations(jobId), latest ?? null],
+    queryFn: () => api.evaluations(jobId),
+    enabled,
   })
 }

@@ -241,6 +241,11 @@ export interface Evaluation {
   report: EvaluationReport | null
 }
 
+export interface EvaluationsPage {
+  data: Omit<Evaluation, 'report'>[]
+  count: number
+}
+
 export interface EvaluationCreated {
   evaluation_id: string
   job_id: string

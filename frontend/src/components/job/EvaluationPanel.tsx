@@ -143,9 +143,28 @@ interface Props {
   /** Whether the job has succeeded, so that Evaluate can run. */
   canEvaluate: boolean
   options?: ReactNode
+  /** Every evaluation of the job, newest first; with more than one, a picker shows past reports. */
+  history?: Omit<Evaluation, 'report'>[]
+  selected?: string | null
+  onSelect?: (evaluationId: string) => void
 }
 
-export function EvaluationPanel({ evaluation, error, loading, canEvaluate, options }: Props) {
+function HistoryPicker({ history, selected, onSelect }: Required<Pick<Props, 'history' | 'onSelect'>> & { selected: string | null }) {
+  return (
+    <label className="eval-history">
+      Report{' '}
+      <select value={selected ?? ''} onChange={(e) => onSelect(e.target.value)}>
+        {history.map((item, index) => (
+          <option key={item.evaluation_id} value={item.evaluation_id}>
+            {`${formatTime(item.created_at)} · ${item.evaluation_id} · ${item.status}${index === 0 ? ' (latest)' : ''}`}
+          </option>
+        ))}
+      </select>
+    </label>
+  )
+}
+
+export function EvaluationPanel({ evaluation, error, loading, canEvaluate, options, history = [], selected = null, onSelect }: Props) {
   return (
     <section className="panel" aria-labelledby="eval-title">
       <div className="heading-row">
@@ -154,6 +173,7 @@ export function EvaluationPanel({ evaluation, error, loading, canEvaluate, optio
         {evaluation ? <span className="muted">{evaluation.evaluation_id}</span> : null}
       </div>
       {canEvaluate ? options : null}
+      {history.length > 1 && onSelect ? <HistoryPicker history={history} selected={selected} onSelect={onSelect} /> : null}
       <ErrorMessage error={error} title="Could not load the evaluation" />
       {loading ? <p role="status">Loading the evaluation…</p> : null}
       {!loading && !error && !evaluation ? (

@@ -183,6 +183,7 @@ describe('the job page', () => {
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
       [`GET ${BASE}/evaluation`]: () =>
         evaluation ? { body: evaluation } : apiError(404, 'evaluation_not_found', 'No evaluation yet'),
+      [`GET ${BASE}/evaluations`]: () => ({ body: { data: evaluation ? [evaluation] : [], count: evaluation ? 1 : 0 } }),
       [`POST ${BASE}/evaluate`]: () => {
         if (refuse) return apiError(409, 'job_state_conflict', 'Only a succeeded job can be evaluated')
         evaluation = {
@@ -218,6 +219,42 @@ describe('the job page', () => {
     expect(within(best).getByText('fix: correct a typo')).toBeInTheDocument()
     const worst = screen.getByRole('region', { name: 'Worst examples' })
     expect(within(worst).getByText('(empty output)')).toBeInTheDocument()
+    expect(screen.queryByLabelText('Report')).not.toBeInTheDocument() // one evaluation: nothing to pick
+    expect(api.unhandled).toEqual([])
+  })
+
+  it('shows a past evaluation picked from the history, then follows the latest again', async () => {
+    const summary = (id: string, at: string) => ({
+      evaluation_id: id, job_id: ID, status: 'succeeded', progress: 1, created_at: at,
+      started_at: at, finished_at: at, error: null,
+    })
+    const older = { ...summary('eval-old', '2026-11-26T08:02:00Z'), report: { ...REPORT, num_examples: 7 } }
+    const newer = { ...summary('eval-new', '2026-11-26T09:02:00Z'), report: { ...REPORT, num_examples: 3 } }
+    const api = mockApi({
+      [`GET ${BASE}/status`]: { body: status({ status: 'succeeded', progress: 1 }) },
+      [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
+      [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
+      [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/evaluation`]: { body: newer },
+      [`GET ${BASE}/evaluations`]: {
+        body: { data: [summary('eval-new', '2026-11-26T09:02:00Z'), summary('eval-old', '2026-11-26T08:02:00Z')], count: 2 },
+      },
+      [`GET ${BASE}/evaluations/eval-old`]: { body: older },
+    })
+    const user = userEvent.setup()
+    renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
+    expect(await screen.findByText(/^3 examples from the held-out split/)).toBeInTheDocument()
+    const picker = await screen.findByLabelText('Report')
+    expect(within(picker).getAllByRole('option').map((o) => o.textContent)).toEqual([
+      expect.stringContaining('eval-new · succeeded (latest)'),
+      expect.stringContaining('eval-old · succeeded'),
+    ])
+    await user.selectOptions(picker, 'eval-old')
+    expect(await screen.findByText(/^7 examples from the held-out split/)).toBeInTheDocument()
+    expect(api.count('GET', `${BASE}/evaluations/eval-old`)).toBe(1)
+    await user.selectOptions(screen.getByLabelText('Report'), 'eval-new')
+    expect(await screen.findByText(/^3 examples from the held-out split/)).toBeInTheDocument()
+    expect(api.unhandled).toEqual([])
   })
 })
 

@@ -6,6 +6,7 @@ import {
   jobKeys,
   useCheckpoints,
   useEvaluation,
+  useEvaluations,
   useJobStatus,
   useLogs,
   useMetrics,
@@ -123,7 +124,12 @@ export function JobPage() {
   const metrics = useMetrics(jobId, live)
   const logs = useLogs(jobId, live)
   const checkpoints = useCheckpoints(jobId, live)
-  const evaluation = useEvaluation(jobId, job?.status === 'succeeded')
+  const succeeded = job?.status === 'succeeded'
+  const latest = useEvaluation(jobId, succeeded)
+  const [chosen, setChosen] = useState<string | null>(null) // null: follow the latest evaluation
+  const history = useEvaluations(jobId, succeeded, latest.data ? `${latest.data.evaluation_id}:${latest.data.status}` : undefined)
+  const past = useEvaluation(jobId, succeeded && chosen !== null, chosen)
+  const evaluation = chosen === null ? latest : past
 
   // The last poll may precede the job's last rows: read everything once more when it ends.
   const wasLive = useRef(false)
@@ -146,7 +152,10 @@ export function JobPage() {
   const evalFormValid = Object.keys(evaluateErrors(evalForm)).length === 0
   const evaluate = useMutation({
     mutationFn: () => api.evaluate(jobId, toEvaluateOptions(evalForm)),
-    onSuccess: () => void queryClient.invalidateQueries({ queryKey: jobKeys.evaluation(jobId) }),
+    onSuccess: () => {
+      setChosen(null)
+      void queryClient.invalidateQueries({ queryKey: jobKeys.evaluation(jobId) })
+    },
   })
 
   if (status.isPending) return <p role="status">Loading {jobId}…</p>
@@ -162,7 +171,7 @@ export function JobPage() {
     )
 
   const points = metrics.data?.items ?? []
-  const evalBusy = evaluation.data?.status === 'queued' || evaluation.data?.status === 'running'
+  const evalBusy = latest.data?.status === 'queued' || latest.data?.status === 'running'
   return (
     <div className="job-page">
       <div className="heading-row">
@@ -225,6 +234,9 @@ export function JobPage() {
         error={evaluation.error}
         loading={evaluation.isLoading}
         canEvaluate={job!.status === 'succeeded'}
+        history={history.data?.data ?? []}
+        selected={chosen ?? latest.data?.evaluation_id ?? null}
+        onSelect={(id) => setChosen(id === latest.data?.evaluation_id ? null : id)}
         options={<EvaluateOptionsForm form={evalForm} onChange={setEvalForm} />}
       />
     </div>
