@@ -13,9 +13,18 @@ from skill_adapter.core.errors import EvaluationNotFoundError, JobNotFoundError,
 from skill_adapter.models import Checkpoint, Evaluation, Job, LogLine, MetricPoint, utcnow
 
 
-def create_job(*, session: Session, job_id: str, skill_path: str, skill_name: str, config: dict[str, Any]) -> Job:
+def create_job(
+    *,
+    session: Session,
+    job_id: str,
+    skill_path: str,
+    skill_name: str,
+    config: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> Job:
     job = Job(
         id=job_id,
+        idempotency_key=idempotency_key,
         status="queued",
         skill_path=skill_path,
         skill_name=skill_name,
@@ -33,6 +42,10 @@ def get_job(*, session: Session, job_id: str) -> Job:
     if job is None:
         raise JobNotFoundError(f"Job {job_id!r} not found", job_id=job_id)
     return job
+
+
+def job_by_idempotency_key(*, session: Session, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.idempotency_key == key))
 
 
 def list_jobs(*, session: Session, limit: int, offset: int) -> tuple[Sequence[Job], int]:

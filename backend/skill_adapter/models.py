@@ -40,8 +40,11 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (Index("ux_jobs_idempotency_key", "idempotency_key", unique=True),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The client's Idempotency-Key: a retried submission finds its job instead of creating another.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     skill_name: Mapped[str] = mapped_column(String(255), default="")
     skill_path: Mapped[str] = mapped_column(Text)

@@ -102,7 +102,13 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
 
 
 def create_training_job(
-    *, session: Session, skill_file: Path, params: TrainingParams, settings: Settings, job_id: str | None = None
+    *,
+    session: Session,
+    skill_file: Path,
+    params: TrainingParams,
+    settings: Settings,
+    job_id: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Job:
     """Validate the skill and the parameters, and insert a queued job (not yet committed)."""
     from skill_adapter.skills.folder import load_skill_path
@@ -120,6 +126,7 @@ def create_training_job(
         skill_path=str(skill_file),
         skill_name=skill.name,
         config=config,
+        idempotency_key=idempotency_key,
     )
 
 

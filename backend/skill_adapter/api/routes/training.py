@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -14,6 +16,7 @@ from skill_adapter import crud, service
 from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
 from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
 from skill_adapter.core.config import Settings
+from skill_adapter.core.errors import InvalidParameterError
 from skill_adapter.models import Job
 from skill_adapter.schemas import (
     CheckpointPublic,
@@ -87,29 +90,68 @@ async def start_training(request: Request, session: SessionDep, settings: Settin
     JSON names a SKILL.md under the skills root (``skill_path``); multipart uploads one in the field
     ``file`` (a SKILL.md, or a skill folder as .zip / .tar.gz), with hyper-parameters as form fields.
     """
+    key = idempotency_key(request)
     body = await read_skill_request(request, json_model=TrainingStartRequest, upload_model=TrainingParams)
     # Parsing, the commit and the enqueue block: off the event loop, so /status stays quick meanwhile.
-    return await run_in_threadpool(_accept, body, session, settings, enqueue)
+    return await run_in_threadpool(_accept, body, key, session, settings, enqueue)
 
 
-def _accept(body: SkillRequest, session: Session, settings: Settings, enqueue: Enqueue) -> JobCreated:
+def idempotency_key(request: Request) -> str | None:
+    """The optional ``Idempotency-Key`` header: 1-255 visible ASCII characters."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all("!" <= c <= "~" for c in key):
+        raise InvalidParameterError(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def _replayed(job: Job) -> JSONResponse:
+    """The answer the first submission with this key got, for a retry of it."""
+    body = JobCreated(job_id=job.id, status="queued", created_at=job.created_at)
+    return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Idempotent-Replayed": "true"})
+
+
+def _accept(
+    body: SkillRequest, key: str | None, session: Session, settings: Settings, enqueue: Enqueue
+) -> JobCreated | JSONResponse:
+    if key is not None and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
+        return _replayed(earlier)
     params = cast(TrainingParams, body.fields)
-    if body.upload is None:
-        skill_path = cast(TrainingStartRequest, params).skill_path
-        skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
-        job = service.create_training_job(session=session, skill_file=skill_file, params=params, settings=settings)
-    else:
-        job_id = service.new_job_id()
-        folder = service.upload_dir(settings, job_id)
-        try:
+    folder: Path | None = None
+    try:
+        if body.upload is None:
+            skill_path = cast(TrainingStartRequest, params).skill_path
+            skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
+            job_id = service.new_job_id()
+        else:
+            job_id = service.new_job_id()
+            folder = service.upload_dir(settings, job_id)
             skill_file = service.store_upload(body.upload.filename, body.upload.data, folder)
-            job = service.create_training_job(
-                session=session, skill_file=skill_file, params=params, settings=settings, job_id=job_id
-            )
-        except BaseException:
+        job = service.create_training_job(
+            session=session,
+            skill_file=skill_file,
+            params=params,
+            settings=settings,
+            job_id=job_id,
+            idempotency_key=key,
+        )
+        session.commit()
+    except IntegrityError:  # the same key, submitted concurrently, won the race
+        session.rollback()
+        if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
+        earlier = crud.job_by_idempotency_key(session=session, key=key) if key is not None else None
+        if earlier is None:
             raise
-    session.commit()
+        return _replayed(earlier)
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+        raise
     service.enqueue_job(job.id, settings=settings, enqueue=enqueue, record=False)
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
 
