@@ -38,28 +38,42 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
-class Job(Base):
-    __tablename__ = "jobs"
-    __table_args__ = (Index("ux_jobs_idempotency_key", "idempotency_key", unique=True),)
+class QueuedWork:
+    """What a training job and an evaluation share: their life cycle on a worker, with a lease.
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    # The client's Idempotency-Key: a retried submission finds its job instead of creating another.
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    queued -> running (claimed by ``worker_id``, renewed by ``heartbeat_at``) -> a terminal status.
+    """
+
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
-    skill_name: Mapped[str] = mapped_column(String(255), default="")
-    skill_path: Mapped[str] = mapped_column(Text)
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     worker_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class Job(QueuedWork, Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ux_jobs_idempotency_key", "idempotency_key", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The client's Idempotency-Key: a retried submission finds its job instead of creating another.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    skill_name: Mapped[str] = mapped_column(String(255), default="")
+    skill_path: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
     current_epoch: Mapped[int] = mapped_column(Integer, default=0)
     total_epochs: Mapped[int] = mapped_column(Integer, default=0)
     step: Mapped[int] = mapped_column(Integer, default=0)
@@ -72,12 +86,6 @@ class Job(Base):
     dataset_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     output_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     adapter_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
 
 
 class LogLine(Base):
@@ -121,7 +129,7 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Evaluation(Base):
+class Evaluation(QueuedWork, Base):
     """One evaluation run of a succeeded job's adapter: a queued job of its own, with its report."""
 
     __tablename__ = "evaluations"
@@ -129,26 +137,12 @@ class Evaluation(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    worker_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
 
 
 class Worker(Base):

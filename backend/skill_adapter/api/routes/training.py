@@ -121,36 +121,26 @@ def _accept(
     if key is not None and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
         return _replayed(earlier)
     params = cast(TrainingParams, body.fields)
+    job_id = service.new_job_id()
     folder: Path | None = None
     try:
         if body.upload is None:
             skill_path = cast(TrainingStartRequest, params).skill_path
             skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
-            job_id = service.new_job_id()
         else:
-            job_id = service.new_job_id()
             folder = service.upload_dir(settings, job_id)
             skill_file = service.store_upload(body.upload.filename, body.upload.data, folder)
         job = service.create_training_job(
-            session=session,
-            skill_file=skill_file,
-            params=params,
-            settings=settings,
-            job_id=job_id,
-            idempotency_key=key,
+            session=session, skill_file=skill_file, params=params, settings=settings, job_id=job_id, idempotency_key=key
         )
         session.commit()
-    except IntegrityError:  # the same key, submitted concurrently, won the race
-        session.rollback()
+    except BaseException as exc:
         if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
-        earlier = crud.job_by_idempotency_key(session=session, key=key) if key is not None else None
-        if earlier is None:
-            raise
-        return _replayed(earlier)
-    except BaseException:
-        if folder is not None:
-            shutil.rmtree(folder.parent, ignore_errors=True)
+        if isinstance(exc, IntegrityError) and key is not None:  # the same key, sent concurrently, won the race
+            session.rollback()
+            if (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
+                return _replayed(earlier)
         raise
     service.enqueue_job(job.id, settings=settings, enqueue=enqueue, record=False)
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
