@@ -17,6 +17,7 @@ from skill_adapter.core.errors import TrainingError
 from skill_adapter.reporting import JobReporter
 from skill_adapter.training.callbacks import CancelCallback, CheckpointCallback, ProgressCallback
 from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete
+from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import attach_adapter, load_base_model, load_tokenizer
 
@@ -129,6 +130,7 @@ def train_adapter(
         + f", {hardware.precision}, attention {hardware.attn_implementation}, "
         f"{'cuda' if hardware.cuda else 'cpu'})"
     )
+    ensure_model(config["model"], config.get("base_model"), progress=reporter.log)
     tokenizer = load_tokenizer(config["model"], trust_remote_code=trust_remote_code)
     model = attach_adapter(load_base_model(config, hardware, trust_remote_code=trust_remote_code), config)
 
