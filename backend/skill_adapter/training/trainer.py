@@ -124,13 +124,13 @@ def train_adapter(
     hardware = detect_hardware()
     disable_progress_bars()  # dataset tokenisation bars would interleave with the job's own progress
     set_seed(int(config["seed"]))
+    ensure_model(config["model"], config.get("base_model"), progress=reporter.log)
     reporter.log(
         f"loading {config['model']} ({config['adapter_type']}"
         + (f", {config['quant_bits']}-bit" if config["adapter_type"] == "qlora" else "")
         + f", {hardware.precision}, attention {hardware.attn_implementation}, "
         f"{'cuda' if hardware.cuda else 'cpu'})"
     )
-    ensure_model(config["model"], config.get("base_model"), progress=reporter.log)
     tokenizer = load_tokenizer(config["model"], trust_remote_code=trust_remote_code)
     model = attach_adapter(load_base_model(config, hardware, trust_remote_code=trust_remote_code), config)
 
