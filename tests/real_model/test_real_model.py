@@ -29,7 +29,7 @@ CONVERT_PATIENCE = 900  # a conversion takes 25 s on idle cores, minutes on a cr
 TRAIN_PATIENCE = 1800
 
 
-def _convert_in_subprocess(models_dir: Path) -> subprocess.Popen[str]:
+def _convert_in_subprocess(models_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     code = (
         "import sys\n"
         "from skill_adapter.core.base_models import converted_folder\n"
@@ -55,7 +55,8 @@ def test_a_conversion_killed_half_way_leaves_no_model_and_the_next_run_recovers(
     if is_converted(converted_folder(REAL_MODEL, models_dir)):  # converted by an earlier test or session
         models_dir = tmp_path / "models"
     target = converted_folder(REAL_MODEL, models_dir)
-    proc = _convert_in_subprocess(models_dir)
+    log = tmp_path / "convert.log"
+    proc = _convert_in_subprocess(models_dir, log)
     deadline = time.monotonic() + CONVERT_PATIENCE
     temporary: list[Path] = []
     try:
@@ -80,8 +81,8 @@ def test_a_conversion_killed_half_way_leaves_no_model_and_the_next_run_recovers(
     if models_dir == real_models_dir:
         folder = request.getfixturevalue("real_model_path")  # the session's conversion is the next run
     else:
-        rerun = _convert_in_subprocess(models_dir)
-        assert rerun.wait(timeout=CONVERT_PATIENCE) == 0, rerun.stdout.read() if rerun.stdout else ""
+        rerun = _convert_in_subprocess(models_dir, log)
+        assert rerun.wait(timeout=CONVERT_PATIENCE) == 0, log.read_text()[-3000:]
         folder = target
     assert folder == target and is_converted(target)
     assert not list(models_dir.glob(f".{REAL_MODEL}.tmp-*"))
