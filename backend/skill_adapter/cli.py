@@ -54,17 +54,13 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 3.0) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from skill_adapter.api.main import create_app, freeze_startup_heap
+    from skill_adapter.api.main import create_app, run_server
     from skill_adapter.core.db import init_db
 
     init_db(settings)
     worker = None if args.no_worker else start_embedded_worker()
     try:
-        app = create_app(settings)
-        freeze_startup_heap()
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        run_server(create_app(settings), host=args.host, port=args.port)
     finally:
         if worker is not None:
             stop_process(worker)

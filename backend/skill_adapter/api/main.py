@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, Response
 from skill_adapter.api.errors import error_response, install_error_handlers
 from skill_adapter.api.routes import evaluation, skills, system, training
 from skill_adapter.core.config import Settings, load_settings
-from skill_adapter.core.db import init_db
+from skill_adapter.core.db import init_db, session_factory
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,14 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def run_server(app: FastAPI, *, host: str, port: int) -> None:
+    """Serve a built app as ``skill-adapter serve`` does (``bench/status_bench.py`` runs its app through here too)."""
+    import uvicorn
+
+    freeze_startup_heap()
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -120,6 +128,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.session_factory = session_factory(settings)
     app.state.enqueue = enqueue
     install_error_handlers(app)
     app.include_router(training.router)
