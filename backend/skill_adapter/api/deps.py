@@ -13,7 +13,11 @@ from skill_adapter.core.config import Settings
 from skill_adapter.service import Enqueue
 
 
-def get_app_settings(request: Request) -> Settings:
+# The dependencies are async because they do no I/O: FastAPI runs a sync dependency on a worker thread, a trip
+# through the thread pool (a wait for a thread, then for the GIL) for a dictionary lookup.
+
+
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
@@ -52,7 +56,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             session.close()
 
 
-def get_enqueue(request: Request) -> Enqueue:
+async def get_enqueue(request: Request) -> Enqueue:
     return request.app.state.enqueue  # type: ignore[no-any-return]
 
 
