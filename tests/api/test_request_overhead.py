@@ -91,6 +91,27 @@ def test_status_answers_the_model_as_before(client: Any) -> None:
     assert body["status"] == "queued" and body["created_at"] == created["created_at"]
 
 
+def test_status_reads_a_row_without_a_session_and_answers_what_the_orm_would(client: Any, settings: Settings) -> None:
+    from skill_adapter import crud
+    from skill_adapter.api.routes.training import job_status
+
+    job_id = client.post("/api/training/start", json=BODY).json()["job_id"]
+    with session_scope(settings) as session:  # a failed job: every optional field filled in
+        job = crud.get_job(session=session, job_id=job_id)
+        job.status, job.error_code, job.error_message, job.loss, job.step = "failed", "oom", "out of memory", 1.5, 7
+    with session_scope(settings) as session:
+        expected = job_status(crud.get_job(session=session, job_id=job_id)).model_dump(mode="json")
+
+    def no_session() -> None:
+        raise AssertionError("/status opened an ORM session")
+
+    client.app.state.session_factory = no_session
+    resp = client.get(f"/api/training/{job_id}/status")
+    assert resp.status_code == 200
+    assert resp.json() == expected
+    assert resp.json()["error"] == {"code": "oom", "message": "out of memory"}
+
+
 def test_unknown_job_still_answers_404_and_releases_its_connection(client: Any, settings: Settings) -> None:
     for _ in range(30):  # more than the pool holds: a leaked connection would exhaust it
         resp = client.get("/api/training/train-0000000000/status")

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from skill_adapter.core.config import Settings
 from skill_adapter.service import Enqueue
-
 
 # The dependencies are async because they do no I/O: FastAPI runs a sync dependency on a worker thread, a trip
 # through the thread pool (a wait for a thread, then for the GIL) for a dictionary lookup.
@@ -56,10 +56,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             session.close()
 
 
+async def get_engine(request: Request) -> Engine:
+    """The engine, for a route that reads through a plain connection (opened and closed on its own thread)."""
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
 async def get_enqueue(request: Request) -> Enqueue:
     return request.app.state.enqueue  # type: ignore[no-any-return]
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]

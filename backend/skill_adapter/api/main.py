@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, Response
 from skill_adapter.api.errors import error_response, install_error_handlers
 from skill_adapter.api.routes import evaluation, skills, system, training
 from skill_adapter.core.config import Settings, load_settings
-from skill_adapter.core.db import init_db, session_factory
+from skill_adapter.core.db import get_engine, init_db, session_factory
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engine = get_engine(settings)
     app.state.session_factory = session_factory(settings)
     app.state.enqueue = enqueue
     install_error_handlers(app)

@@ -8,12 +8,13 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud, service
-from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.deps import EngineDep, EnqueueDep, SessionDep, SettingsDep
 from skill_adapter.api.responses import model_response
 from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
 from skill_adapter.core.config import Settings
@@ -41,13 +42,14 @@ router = APIRouter(prefix="/api/training", tags=["training"])
 JobId = Annotated[str, "job id"]
 
 
-def _error(job: Job) -> ErrorBody | None:
+def _error(job: Job | Row[Any]) -> ErrorBody | None:
     if job.status != "failed" and not job.error_code:
         return None
     return ErrorBody(code=job.error_code or "training_failed", message=job.error_message or "")
 
 
-def job_status(job: Job) -> JobStatus:
+def job_status(job: Job | Row[Any]) -> JobStatus:
+    """The status answer, from the ORM object or a row of the jobs table (same names)."""
     return JobStatus(
         job_id=job.id,
         status=job.status,
@@ -175,8 +177,11 @@ def list_jobs(
 
 
 @router.get("/{job_id}/status", response_model=JobStatus)
-def get_status(job_id: JobId, session: SessionDep) -> Any:
-    return model_response(job_status(crud.get_job(session=session, job_id=job_id)))
+def get_status(job_id: JobId, engine: EngineDep) -> Any:
+    # A plain connection, opened and closed on this thread: the lightest read (see crud.job_row).
+    with engine.connect() as connection:
+        row = crud.job_row(connection=connection, job_id=job_id)
+    return model_response(job_status(row))
 
 
 @router.get("/{job_id}/logs", response_model=LogsPage)
