@@ -165,5 +165,16 @@ def health_report(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS)
         "database": database,
         "broker": broker,
         "workers": workers,
+        "model": model_section(settings),
         "warnings": warnings,
     }
+
+
+def model_section(settings: Settings) -> dict[str, Any]:
+    """The base model jobs will train: name, kind, parameters, size, and whether it is ready or will be
+    converted on first use. Resolution only: no torch import, no conversion, no download."""
+    try:
+        resolved = settings.base_model()
+    except Exception as exc:  # a model folder that vanished under us must not fail the health check
+        return {"name": settings.model, "ready": False, "problem": f"{type(exc).__name__}: {exc}"}
+    return {**resolved.to_dict(), "summary": resolved.describe()}
