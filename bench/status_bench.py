@@ -80,11 +80,12 @@ class Stack:
         shutil.copytree(REPO / "skills", work / "skills")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
         self.env.update(
-            SKILL_ADAPTER_MODEL="tiny",
             SKILL_ADAPTER_DATA_DIR=str(work / "data"),
             SKILL_ADAPTER_CHECKPOINT_DIR=str(work / "checkpoints"),
             SKILL_ADAPTER_SKILLS_ROOT=str(work / "skills"),
-            SKILL_ADAPTER_MODEL=str(TINY_MODEL_DIR),  # the figures compare with earlier ones on the tiny model
+            # The tiny model by its folder (the built-in name `tiny` means the same; the folder also works on
+            # code older than the name), so the figures compare with earlier ones.
+            SKILL_ADAPTER_MODEL=str(TINY_MODEL_DIR),
             CUDA_VISIBLE_DEVICES="",
             HF_HUB_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
