@@ -133,8 +133,10 @@ def execute_evaluation(evaluation_id: str, *, settings: Settings) -> str:
 
 def _child_main(evaluation_id: str, settings_data: dict[str, Any], parent_pid: int) -> None:
     from skill_adapter.pipeline import _die_with_parent
+    from skill_adapter.quiet import silence_known_noise
 
     _die_with_parent(parent_pid)
+    silence_known_noise()
     run_claimed_evaluation(evaluation_id, settings=Settings.model_validate(settings_data))
 
 
