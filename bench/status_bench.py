@@ -71,6 +71,7 @@ class Stack:
         shutil.copytree(REPO / "skills", work / "skills")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
         self.env.update(
+            SKILL_ADAPTER_MODEL="tiny",
             SKILL_ADAPTER_DATA_DIR=str(work / "data"),
             SKILL_ADAPTER_CHECKPOINT_DIR=str(work / "checkpoints"),
             SKILL_ADAPTER_SKILLS_ROOT=str(work / "skills"),

@@ -8,7 +8,7 @@
    job's whole wall time (start-up included) beside the bare loop's.
 2. Useful (non-padding) tokens/s with packing against without, on a real skill's dataset.
 
-Defaults use the embedded tiny model on the CPU; pass --model for a real one on a GPU.
+Defaults use the embedded tiny model on the CPU; pass --model smollm2-135m-instruct (or a folder) for a real one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from skill_adapter import crud
-from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.datasets.builder import build_dataset
@@ -110,7 +109,7 @@ def main() -> None:
     parser.add_argument("--skill", type=Path, default=DEFAULT_SKILL)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--model", default=str(TINY_MODEL_DIR))
+    parser.add_argument("--model", default="tiny", help="a built-in name (tiny, smollm2-135m-instruct), folder or id")
     parser.add_argument("--max-seq-length", type=int, default=2048)
     args = parser.parse_args()
 
@@ -124,6 +123,9 @@ def main() -> None:
         ),
         settings=base,
     )
+    from skill_adapter.training.convert import ensure_model
+
+    ensure_model(config["model"], config["base_model"], progress=print)  # a built-in GGUF model: converted once
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         bare = bare_run(config, args.skill, tmp_path / "bare")

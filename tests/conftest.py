@@ -13,6 +13,10 @@ from skill_adapter.core.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_SKILLS = REPO_ROOT / "skills"
+REAL_MODEL = "smollm2-135m-instruct"
+# Read before the hermetic fixture clears SKILL_ADAPTER_*: a folder that keeps converted built-in models
+# between pytest runs (each conversion costs half a minute to two minutes and 540 MB).
+TEST_MODELS_DIR = os.environ.get("SKILL_ADAPTER_TEST_MODELS_DIR", "")
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +25,9 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SKILL_ADAPTER_"):
             monkeypatch.delenv(name)
+    # The fast tiers train the embedded toy model, named explicitly; subprocesses inherit it. Tests of the
+    # real default model (marker real_model) use the real_model_settings fixture below instead.
+    monkeypatch.setenv("SKILL_ADAPTER_MODEL", "tiny")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
@@ -37,6 +44,7 @@ def skills_root(tmp_path: Path) -> Path:
 def settings(tmp_path: Path, skills_root: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
+        model="tiny",
         data_dir=tmp_path / "data",
         checkpoint_dir=tmp_path / "checkpoints",
         skills_root=skills_root,
@@ -57,3 +65,48 @@ def client(settings: Settings, enqueued: list[str]) -> Iterator[object]:
     app = create_app(settings, enqueue=enqueued.append, run_sweeper=False)
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def real_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The models folder every real_model test of this session shares, so the GGUF converts once.
+
+    ``SKILL_ADAPTER_TEST_MODELS_DIR`` keeps it across sessions; otherwise a session temporary folder."""
+    if TEST_MODELS_DIR:
+        folder = Path(TEST_MODELS_DIR).expanduser().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def real_model_path(real_models_dir: Path) -> Path:
+    """The converted real model's folder (converted here on first use, through the service's own code)."""
+    from skill_adapter.core.base_models import converted_folder
+    from skill_adapter.training.convert import ensure_model
+
+    folder = converted_folder(REAL_MODEL, real_models_dir)
+    ensure_model(str(folder), REAL_MODEL, progress=lambda message: print(f"[{REAL_MODEL}] {message}", flush=True))
+    return folder
+
+
+@pytest.fixture
+def real_model_settings(
+    tmp_path: Path, skills_root: Path, real_models_dir: Path, real_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings on the real default model, converted once per session into ``real_models_dir``.
+
+    The environment says the same, so services and CLIs started as subprocesses train that model too."""
+    monkeypatch.setenv("SKILL_ADAPTER_MODEL", REAL_MODEL)
+    monkeypatch.setenv("SKILL_ADAPTER_MODELS_DIR", str(real_models_dir))
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        model=REAL_MODEL,
+        models_dir=real_models_dir,
+        data_dir=tmp_path / "data",
+        checkpoint_dir=tmp_path / "checkpoints",
+        skills_root=skills_root,
+    )
+    assert settings.model_name_or_path == str(real_model_path)
+    return settings

@@ -24,12 +24,15 @@ GUIDE_DEFAULTS = {
 }
 
 
-def test_guide_defaults() -> None:
+def test_guide_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKILL_ADAPTER_MODEL")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     for name, value in GUIDE_DEFAULTS.items():
         assert getattr(settings, name) == value, name
     assert settings.model is None
-    assert settings.model_name_or_path == str(TINY_MODEL_DIR)
+    assert settings.base_model().name == "smollm2-135m-instruct"
+    assert settings.model_name_or_path == str(Path(".skill-adapter/models/smollm2-135m-instruct").resolve())
+    assert Settings(_env_file=None, model="tiny").model_name_or_path == str(TINY_MODEL_DIR)  # type: ignore[call-arg]
     assert settings.data_dir == Path(".skill-adapter")
     assert settings.checkpoint_dir == Path("checkpoints")
     assert settings.skills_root == Path("skills")
@@ -68,7 +71,8 @@ def test_every_guide_variable_is_read_from_the_environment(monkeypatch: pytest.M
     assert not s.uses_embedded_broker
 
 
-def test_dotenv_file_is_read(tmp_path: Path) -> None:
+def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKILL_ADAPTER_MODEL")
     env_file = tmp_path / ".env"
     env_file.write_text("SKILL_ADAPTER_NUM_EPOCHS=7\nSKILL_ADAPTER_MODEL=\n")
     s = Settings(_env_file=env_file)  # type: ignore[call-arg]
@@ -80,7 +84,8 @@ def test_env_example_lists_every_setting() -> None:
     text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
     for name in Settings.model_fields:
         assert f"SKILL_ADAPTER_{name.upper()}=" in text, name
-    assert "SKILL_ADAPTER_MODEL=Qwen/Qwen3-8B" in text
+    assert "\nSKILL_ADAPTER_MODEL=smollm2-135m-instruct\n" in text  # the embedded default, not a hub model
+    assert "\n# SKILL_ADAPTER_MODEL=Qwen/Qwen3-8B\n" in text
 
 
 @pytest.mark.parametrize(

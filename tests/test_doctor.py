@@ -28,7 +28,9 @@ def test_doctor_json_on_a_healthy_cpu_machine(settings: Settings, monkeypatch: p
     assert machine["cuda_available"] is False and machine["gpus"] == []  # CUDA_VISIBLE_DEVICES="" in tests
     assert machine["attn_implementation"] == "sdpa" and machine["precision"] == "fp32"
     assert machine["torch"] and machine["bitsandbytes"]  # bitsandbytes is a dev dependency
-    assert report["model"]["embedded"] is True and report["model"]["available_offline"] is True
+    model = report["model"]
+    assert (model["name"], model["builtin"], model["ready"], model["available_offline"]) == ("tiny", "tiny", True, True)
+    assert any("jobs train the embedded toy test model" in line for line in report["advice"])
     assert any("no CUDA GPU" in line for line in report["advice"])
     assert any("no live worker" in line for line in report["advice"])
 

@@ -132,20 +132,33 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     except SkillAdapterError as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2
-    print(f"job {job_id}: training {skill_file} on {settings.model_name_or_path}")
+    base_model = settings.base_model()
+    print(f"job {job_id}: training {skill_file} on {base_model.name}", flush=True)
+    if base_model.converts_on_first_use:
+        print(f"  first use of {base_model.name}: it is converted once into {base_model.path}", flush=True)
+    print("  starting the training process (it imports torch, transformers and TRL first)", flush=True)
 
     result: dict[str, str] = {}
     runner = threading.Thread(target=lambda: result.update(status=execute_job(job_id, settings=settings)))
     runner.start()
     bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
+    bar.set_postfix_str("starting")
+    last_log = 0
+    training = False
     try:
         while runner.is_alive():
             runner.join(timeout=0.5)
             with session_scope(settings) as session:
                 job = crud.get_job(session=session, job_id=job_id)
+                lines = crud.read_logs(session=session, job_id=job_id, after=last_log, limit=200)
+                training = training or job.loss is not None or job.progress > 0
+                for line in lines:
+                    last_log = line.id
+                    if not training:  # until the first step, say what is happening: loading, converting...
+                        bar.write(f"  {line.message.splitlines()[0][:200]}")
                 bar.n = round(job.progress * 100)
                 loss = f"loss={job.loss:.4f}" if job.loss is not None else ""
-                bar.set_postfix_str(f"epoch {job.current_epoch}/{job.total_epochs} {loss}")
+                bar.set_postfix_str(f"epoch {job.current_epoch}/{job.total_epochs} {loss}" if training else "preparing")
     except KeyboardInterrupt:
         with session_scope(settings) as session:
             crud.request_cancel(session=session, job_id=job_id)
@@ -153,12 +166,44 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     bar.close()
     with session_scope(settings) as session:
         job = crud.get_job(session=session, job_id=job_id)
-    if job.status == "succeeded":
-        print(f"succeeded: adapter in {job.adapter_path}")
-        print(f'load it with PeftModel.from_pretrained(base_model, "{job.adapter_path}")')
-        return 0
-    print(f"{job.status}: [{job.error_code}] {job.error_message or ''}", file=sys.stderr)
-    return 1
+    if job.status != "succeeded":
+        print(f"{job.status}: [{job.error_code}] {job.error_message or ''}", file=sys.stderr)
+        return 1
+    adapter = _shown_path(Path(str(job.adapter_path)))
+    print(f"succeeded: adapter in {adapter}")
+    if args.sample:
+        _print_sample(dict(job.config), Path(str(job.adapter_path)))
+    print(
+        "load it: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), "
+        f'"{adapter}"), base = adapter_config.json\'s base_model_name_or_path'
+    )
+    return 0
+
+
+def _shown_path(path: Path) -> Path:
+    """``path`` relative to the working directory when it is inside it (shorter to read and to paste)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def _print_sample(config: dict[str, Any], adapter_path: Path) -> None:
+    """One held-out prompt answered by the base model and by the adapter: what the adapter does."""
+    from skill_adapter.training.sample import compare, first_held_out_prompt, one_line
+
+    prompt = first_held_out_prompt(adapter_path.parent)
+    if prompt is None:
+        return
+    print("comparing the base model and the adapter on a held-out prompt...", flush=True)
+    try:
+        sample = compare(config, adapter_path, prompt)
+    except Exception as exc:  # the adapter is saved; a failed demo must not turn success into failure
+        print(f"  (could not run the comparison: {type(exc).__name__}: {exc})", file=sys.stderr)
+        return
+    print(f"  prompt:  {one_line(prompt)}")
+    print(f"  base:    {one_line(sample.base)}")
+    print(f"  adapter: {one_line(sample.adapter)}")
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
@@ -323,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quant-bits", type=int, choices=[4, 8])
     train.add_argument("--save-steps", type=int)
     train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--no-sample", dest="sample", action="store_false", help="skip the base-vs-adapter answer at the end"
+    )
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a succeeded job: base, base + SKILL.md, adapter")

@@ -11,12 +11,12 @@ from skill_adapter.health import health_report
 
 
 def model_report(settings: Settings) -> dict[str, Any]:
-    """Whether the configured base model is on this machine (a folder or the Hugging Face cache)."""
-    name = settings.model_name_or_path
-    local = Path(name).is_dir()
-    found = settings.model_max_length() is not None or (local and (Path(name) / "config.json").is_file())
-    report: dict[str, Any] = {"model": name, "embedded": settings.model is None, "local_folder": local}
-    report["available_offline"] = found
+    """The base model jobs will train (``Settings.base_model``): what it is, its size, whether it is ready.
+
+    Never converts and never imports torch: a built-in model not yet converted says so."""
+    resolved = settings.base_model()
+    report: dict[str, Any] = {**resolved.to_dict(), "model": resolved.path, "summary": resolved.describe()}
+    report["available_offline"] = resolved.ready or resolved.converts_on_first_use
     report["hf_hub_offline"] = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     return report
 
@@ -29,11 +29,18 @@ def doctor_report(settings: Settings) -> dict[str, Any]:
     machine = describe_machine()
     model = model_report(settings)
     advice = machine_advice(machine)
-    if not model["available_offline"]:
+    if model["kind"] == "hub" and not model["ready"]:
         where = "and HF_HUB_OFFLINE is set: jobs will fail" if model["hf_hub_offline"] else "jobs will download it"
         advice.append(f"{model['model']} is not on this machine {where} (see docs/model-download.md)")
-    if model["embedded"]:
-        advice.append("SKILL_ADAPTER_MODEL is unset: jobs train the embedded tiny test model, not a real LLM")
+    elif model["problem"]:
+        advice.append(f"{model['name']}: {model['problem']}")
+    if model["converts_on_first_use"]:
+        advice.append(
+            f"{model['name']} is converted from its packaged GGUF on first use (once, about half a minute, "
+            f"{model['size_bytes'] / 1e6:.0f} MB in {Path(model['path']).parent})"
+        )
+    if model["builtin"] == "tiny":
+        advice.append("SKILL_ADAPTER_MODEL=tiny: jobs train the embedded toy test model, not a real LLM")
     return {"health": health, "model": model, "machine": machine, "advice": advice + health["warnings"]}
 
 
@@ -75,9 +82,7 @@ def format_doctor(report: dict[str, Any]) -> str:
         lines.append(f"  precision {machine['precision']}, attention {machine['attn_implementation']}")
     lines.append(f"  flash-attn {machine['flash_attn'] or 'not installed'}")
     lines.append(f"  bitsandbytes {machine['bitsandbytes'] or 'not installed'}")
-    lines.append(
-        f"  model     {model['model']}  ({'on this machine' if model['available_offline'] else 'not on this machine'})"
-    )
+    lines.append(f"  model     {model['summary']}")
     if report["advice"]:
         lines.append("advice:")
         lines.extend(f"  - {line}" for line in report["advice"])

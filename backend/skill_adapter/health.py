@@ -172,7 +172,7 @@ def health_report(
     timeout: float = CHECK_TIMEOUT_SECONDS,
     embedded_worker: EmbeddedWorker | None = None,
 ) -> dict[str, Any]:
-    """``{"status", "database", "broker", "workers", "embedded_worker", "warnings"}``.
+    """``{"status", "database", "broker", "workers", "embedded_worker", "model", "warnings"}``.
 
     ``status`` is ``ok`` when both the database and the broker answer; live workers are those whose
     heartbeat is fresh (none is a warning, not a failure: the API accepts jobs and they wait queued).
@@ -221,5 +221,16 @@ def health_report(
         "broker": broker,
         "workers": workers,
         "embedded_worker": embedded,
+        "model": model_section(settings),
         "warnings": warnings,
     }
+
+
+def model_section(settings: Settings) -> dict[str, Any]:
+    """The base model jobs will train: name, kind, parameters, size, and whether it is ready or will be
+    converted on first use. Resolution only: no torch import, no conversion, no download."""
+    try:
+        resolved = settings.base_model()
+    except Exception as exc:  # a model folder that vanished under us must not fail the health check
+        return {"name": settings.model, "ready": False, "problem": f"{type(exc).__name__}: {exc}"}
+    return {**resolved.to_dict(), "summary": resolved.describe()}

@@ -199,6 +199,7 @@ def _train(
         f"(saved in {output_dir / 'dataset'})"
     )
 
+    reporter.log("importing torch, transformers, PEFT and TRL")
     from skill_adapter.training.trainer import train_adapter
 
     result = train_adapter(config=config, dataset=dataset, output_dir=output_dir, reporter=reporter)

@@ -83,7 +83,9 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
         "eval_steps": settings.eval_steps,
     }
     config = {name: given.get(name, defaults[name]) for name in HYPERPARAMETERS}
-    config["model"] = settings.model_name_or_path
+    base_model = settings.base_model()
+    config["model"] = base_model.path  # settings.model_name_or_path: what from_pretrained loads
+    config["base_model"] = base_model.name  # as configured: a built-in name is converted on first use
 
     model_max = settings.model_max_length()
     if model_max is not None and config["max_seq_length"] > model_max:

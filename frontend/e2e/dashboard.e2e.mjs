@@ -44,6 +44,7 @@ function freePort() {
 async function startService(port) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SKILL_ADAPTER_')))
   Object.assign(env, {
+    SKILL_ADAPTER_MODEL: 'tiny', // the embedded toy model: the browser test checks the dashboard, not a model
     SKILL_ADAPTER_DATA_DIR: join(work, 'data'),
     SKILL_ADAPTER_CHECKPOINT_DIR: join(work, 'checkpoints'),
     SKILL_ADAPTER_SKILLS_ROOT: join(repo, 'skills'),

@@ -24,6 +24,7 @@ def closed_port() -> int:
 def unreachable(tmp_path: Path, skills_root: Path) -> TestClient:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
+        model="tiny",
         data_dir=tmp_path / "data",
         checkpoint_dir=tmp_path / "checkpoints",
         skills_root=skills_root,

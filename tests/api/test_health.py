@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +23,7 @@ from skill_adapter.health import EmbeddedWorker, health_report
 from skill_adapter.models import Evaluation, Job, Worker, utcnow
 from skill_adapter.worker.heartbeat import WORKER_LIVE_SECONDS
 
-KEYS = {"status", "database", "broker", "workers", "embedded_worker", "warnings"}
+KEYS = {"status", "database", "broker", "workers", "embedded_worker", "model", "warnings"}
 
 
 def add_worker(settings: Settings, worker_id: str, *, age: float = 0.0, **fields: object) -> None:
@@ -48,6 +51,45 @@ def test_health_ok_on_the_embedded_defaults(client: TestClient) -> None:
     }
     assert body["workers"] == [] and body["embedded_worker"] is None  # no serve: no embedded worker
     assert any("no live worker" in warning for warning in body["warnings"])
+    model = body["model"]
+    assert (model["name"], model["kind"], model["ready"], model["converts_on_first_use"]) == (
+        "tiny",
+        "builtin",
+        True,
+        False,
+    )
+    assert model["parameters"] > 0 and model["size_bytes"] > 0 and "ready" in model["summary"]
+
+
+def test_health_says_the_default_model_is_converted_on_first_use_without_torch(tmp_path: Path) -> None:
+    """The default built-in model, not yet converted: health and /api/config say so, and import no torch."""
+    code = (
+        "import json, sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from skill_adapter.api.main import create_app\n"
+        "from skill_adapter.core.config import Settings\n"
+        f"s = Settings(_env_file=None, data_dir={str(tmp_path / 'data')!r}, checkpoint_dir={str(tmp_path / 'c')!r})\n"
+        "with TestClient(create_app(s, enqueue=lambda job_id: None, run_sweeper=False)) as client:\n"
+        "    health = client.get('/api/health').json()\n"
+        "    config = client.get('/api/config').json()\n"
+        "print(json.dumps({'health': health['model'], 'config': config['base_model'], "
+        "'max_len': config['model_max_length'], 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SKILL_ADAPTER_MODEL"}  # unset: the default model
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    model = result["health"]
+    assert model == result["config"]
+    assert (model["name"], model["builtin"], model["ready"], model["converts_on_first_use"]) == (
+        "smollm2-135m-instruct", "smollm2-135m-instruct", False, True
+    )  # fmt: skip
+    assert model["path"] == str((tmp_path / "data" / "models" / "smollm2-135m-instruct").resolve())
+    assert model["parameters"] == 134_515_008 and 5e8 < model["size_bytes"] < 6e8
+    assert "converted on first use" in model["summary"]
+    assert result["max_len"] == 8192  # known before the conversion
+    assert result["torch"] is False
+    assert not (tmp_path / "data" / "models" / "smollm2-135m-instruct").exists()  # nothing converted
 
 
 def test_health_counts_waiting_messages_per_queue(settings: Settings) -> None:

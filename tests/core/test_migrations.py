@@ -127,6 +127,7 @@ def test_postgres_behind_is_refused_by_init_db_app_and_cli(pg_settings: Settings
     env = {
         **os.environ,
         "SKILL_ADAPTER_DATABASE_URL": pg_settings.resolved_database_url,
+        "SKILL_ADAPTER_MODEL": "tiny",
         "SKILL_ADAPTER_DATA_DIR": str(tmp_path / "data"),
         "SKILL_ADAPTER_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         "SKILL_ADAPTER_BROKER_URL": "redis://127.0.0.1:1/0",

@@ -38,6 +38,7 @@ def free_port() -> int:
 def service_env(tmp_path: Path, skills_root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
     env.update(
+        SKILL_ADAPTER_MODEL="tiny",
         SKILL_ADAPTER_DATA_DIR=str(tmp_path / "data"),
         SKILL_ADAPTER_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         SKILL_ADAPTER_SKILLS_ROOT=str(skills_root),

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from skill_adapter.assets import TINY_MODEL_DIR
 from tests.conftest import EXAMPLE_SKILLS
 from tests.e2e.noise import NOISE_SEEN, foreign_lines
 from tests.e2e.test_guide_loop import free_port, service_env
@@ -36,7 +35,7 @@ def test_the_detector_catches_the_noise_a_fresh_clone_printed() -> None:
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
     env = service_env(tmp_path, tmp_path / "skills")
-    env["SKILL_ADAPTER_MODEL"] = str(TINY_MODEL_DIR)
+    env["SKILL_ADAPTER_MODEL"] = "tiny"
     return env
 
 

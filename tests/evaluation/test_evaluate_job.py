@@ -45,6 +45,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings
         shutil.copytree(EXAMPLE_SKILLS, tmp / "skills")
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
+            model="tiny",
             data_dir=tmp / "data",
             checkpoint_dir=tmp / "checkpoints",
             skills_root=tmp / "skills",
@@ -200,6 +201,7 @@ def test_cli_evaluate_prints_the_markdown_report(trained: tuple[Settings, str]) 
     settings, job_id = trained
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")},
+        "SKILL_ADAPTER_MODEL": "tiny",
         "SKILL_ADAPTER_DATA_DIR": str(settings.data_dir),
         "SKILL_ADAPTER_CHECKPOINT_DIR": str(settings.checkpoint_dir),
         "SKILL_ADAPTER_SKILLS_ROOT": str(settings.skills_root),

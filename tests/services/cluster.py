@@ -162,6 +162,7 @@ class Cluster:
         base.update(
             SKILL_ADAPTER_DATABASE_URL=self.db.url(),
             SKILL_ADAPTER_BROKER_URL=self.redis.url,
+            SKILL_ADAPTER_MODEL="tiny",
             SKILL_ADAPTER_DATA_DIR=str(self.tmp_path / "data"),
             SKILL_ADAPTER_CHECKPOINT_DIR=str(self.tmp_path / "checkpoints"),
             SKILL_ADAPTER_SKILLS_ROOT=str(self.skills_root),

@@ -42,6 +42,7 @@ def test_a_job_committed_but_never_enqueued_is_swept_into_the_queue(cluster: Clu
     # What a crash between the commit and the enqueue leaves behind: a queued row, no message anywhere.
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
+        model="tiny",
         database_url=cluster.env["SKILL_ADAPTER_DATABASE_URL"],
         data_dir=cluster.tmp_path / "data",
         checkpoint_dir=cluster.tmp_path / "checkpoints",

@@ -38,6 +38,7 @@ def final_tensors(settings: Settings, job_id: str) -> dict[str, torch.Tensor]:
 def worker_process(settings: Settings, job_id: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "SKILL_ADAPTER_MODEL": "tiny",
         "SKILL_ADAPTER_DATA_DIR": str(settings.data_dir),
         "SKILL_ADAPTER_CHECKPOINT_DIR": str(settings.checkpoint_dir),
         "SKILL_ADAPTER_SKILLS_ROOT": str(settings.skills_root),

@@ -123,6 +123,7 @@ def test_a_worker_process_reports_itself_and_leaves_on_shutdown(settings: Settin
     init_db(settings)
     env = {
         **os.environ,
+        "SKILL_ADAPTER_MODEL": "tiny",
         "SKILL_ADAPTER_DATA_DIR": str(settings.data_dir),
         "SKILL_ADAPTER_CHECKPOINT_DIR": str(settings.checkpoint_dir),
         "SKILL_ADAPTER_SKILLS_ROOT": str(settings.skills_root),

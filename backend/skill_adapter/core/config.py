@@ -11,7 +11,16 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from skill_adapter.assets import TINY_MODEL_DIR
+from skill_adapter.core.base_models import (
+    BUILTIN_MODELS,
+    DEFAULT_MODEL,
+    ModelNameError,
+    ResolvedModel,
+    builtin_names,
+    check_model_name,
+    folder_problem,
+    resolve_model,
+)
 
 AdapterType = Literal["lora", "qlora"]
 
@@ -30,7 +39,12 @@ class Settings(BaseSettings):
     # Model configuration (the guide's variables)
     model: str | None = Field(
         default=None,
-        description="Base model: a hub id such as Qwen/Qwen3-8B or a local folder. Unset: the embedded tiny model.",
+        description=f"Base model: a built-in name ({', '.join(builtin_names())}), a local folder, or a hub id "
+        f"such as Qwen/Qwen3-8B. Unset: {DEFAULT_MODEL}.",
+    )
+    models_dir: Path | None = Field(
+        default=None,
+        description="Where built-in GGUF models are converted to (once); default DATA_DIR/models",
     )
     adapter: AdapterType = Field(default="lora", description="lora or qlora")
     quant_bits: Literal[4, 8] = Field(default=4, description="QLoRA quantisation: 4 or 8 bits")
@@ -88,10 +102,24 @@ class Settings(BaseSettings):
     )
     trust_remote_code: bool = False
 
-    @field_validator("model", mode="before")
+    @field_validator("model", "models_dir", mode="before")
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model")
+    @classmethod
+    def _model_loadable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            value = check_model_name(value)
+        except ModelNameError as exc:
+            raise ValueError(str(exc)) from None
+        folder = Path(value).expanduser()
+        if folder.is_dir() and (problem := folder_problem(folder)) is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("gradient_checkpointing", "eval_steps", mode="before")
     @classmethod
@@ -114,8 +142,29 @@ class Settings(BaseSettings):
     # Derived values -------------------------------------------------------------------------------
     @property
     def model_name_or_path(self) -> str:
-        """The model that jobs train on: the configured one, or the embedded tiny model."""
-        return self.model or str(TINY_MODEL_DIR)
+        """The one entry point for "which base model": the string every part hands to ``from_pretrained``.
+
+        Built-in names resolve here (``smollm2-135m-instruct`` when ``SKILL_ADAPTER_MODEL`` is unset):
+        ``tiny`` to the embedded folder, ``smollm2-135m-instruct`` to ``<models_dir>/smollm2-135m-instruct``,
+        an absolute folder that exists only once its GGUF has been converted. A local folder resolves to
+        its absolute path, a hub id to itself. The value is stable (it does not change when the model is
+        converted), so it is what job configs and ``adapter_config.json``'s ``base_model_name_or_path``
+        record, and a user loads that folder again with ``AutoModelForCausalLM.from_pretrained``.
+
+        Resolving never imports torch and never converts: code that loads the model (a training or
+        evaluation process) first calls ``skill_adapter.training.convert.ensure_model`` with
+        :meth:`base_model`'s ``builtin`` name, which converts under a file lock if needed.
+        """
+        return self.base_model().path
+
+    def base_model(self) -> ResolvedModel:
+        """The configured base model resolved on this machine: kind, path, size, whether it is ready."""
+        return resolve_model(self.model, self.resolved_models_dir)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """Where built-in GGUF models are converted to: ``SKILL_ADAPTER_MODELS_DIR`` or ``DATA_DIR/models``."""
+        return (self.models_dir or self.data_dir / "models").expanduser().resolve()
 
     @property
     def resolved_database_url(self) -> str:
@@ -145,9 +194,11 @@ class Settings(BaseSettings):
 
     def model_max_length(self) -> int | None:
         """The base model's context length, read from its config.json without importing transformers."""
-        config_path = _local_model_config(self.model_name_or_path)
+        resolved = self.base_model()
+        config_path = _local_model_config(resolved.path, hub=resolved.kind == "hub")
         if config_path is None:
-            return None
+            builtin = BUILTIN_MODELS.get(resolved.builtin or "")
+            return builtin.context_length if builtin is not None else None
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -156,10 +207,12 @@ class Settings(BaseSettings):
         return int(value) if isinstance(value, int) else None
 
 
-def _local_model_config(name_or_path: str) -> Path | None:
+def _local_model_config(name_or_path: str, *, hub: bool) -> Path | None:
     folder = Path(name_or_path)
     if (folder / "config.json").is_file():
         return folder / "config.json"
+    if not hub:
+        return None
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub comes with transformers

@@ -20,6 +20,7 @@ from peft import PeftModel
 from skill_adapter.evaluation import metrics
 from skill_adapter.evaluation.cases import EvalCase
 from skill_adapter.evaluation.jobs import check_adapter_folder
+from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import load_base_model, load_tokenizer
 
@@ -114,6 +115,7 @@ def load_for_evaluation(config: dict[str, Any], adapter_path: Path) -> tuple[Any
     """Tokenizer and the base model with the job's adapter, loaded as training loaded the base."""
     check_adapter_folder(adapter_path)
     hardware = detect_hardware()
+    ensure_model(config["model"], config.get("base_model"))  # converted by training, unless since removed
     tokenizer = load_tokenizer(config["model"])
     base = load_base_model(config, hardware, for_training=False)
     if not hardware.cuda or config["adapter_type"] != "qlora":

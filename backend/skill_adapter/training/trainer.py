@@ -17,6 +17,7 @@ from skill_adapter.core.errors import TrainingError
 from skill_adapter.reporting import JobReporter
 from skill_adapter.training.callbacks import CancelCallback, CheckpointCallback, ProgressCallback
 from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete
+from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import attach_adapter, load_base_model, load_tokenizer
 
@@ -123,6 +124,7 @@ def train_adapter(
     hardware = detect_hardware()
     disable_progress_bars()  # dataset tokenisation bars would interleave with the job's own progress
     set_seed(int(config["seed"]))
+    ensure_model(config["model"], config.get("base_model"), progress=reporter.log)
     reporter.log(
         f"loading {config['model']} ({config['adapter_type']}"
         + (f", {config['quant_bits']}-bit" if config["adapter_type"] == "qlora" else "")

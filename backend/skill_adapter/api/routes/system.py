@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from skill_adapter.api.deps import SettingsDep
-from skill_adapter.health import health_report
+from skill_adapter.health import health_report, model_section
 from skill_adapter.schemas import PARAM_RANGES
 
 router = APIRouter(prefix="/api", tags=["system"])
@@ -26,6 +26,7 @@ def config(settings: SettingsDep) -> dict[str, Any]:
     """Default hyper-parameters, their allowed ranges, and the base model."""
     return {
         "model": settings.model_name_or_path,
+        "base_model": model_section(settings),
         "model_max_length": settings.model_max_length(),
         "defaults": {
             "adapter_type": settings.adapter,

@@ -1,0 +1,219 @@
+"""The real default model, smollm2-135m-instruct, end to end on the CPU (marker real_model; runs in CI).
+
+One conversion serves the whole session (tests/conftest.py ``real_model_path``). The order matters for
+the budget: the kill -9 test runs first and lets the session's conversion be the recovery it checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from skill_adapter.core.base_models import converted_folder, is_converted, resolve_model
+from tests.conftest import EXAMPLE_SKILLS, REAL_MODEL
+from tests.e2e.noise import foreign_lines
+from tests.e2e.test_guide_loop import free_port, wait_for
+
+pytestmark = pytest.mark.real_model
+
+CONVERT_PATIENCE = 900  # a conversion takes 25 s on idle cores, minutes on a crowded machine
+TRAIN_PATIENCE = 1800
+
+
+def _convert_in_subprocess(models_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    code = (
+        "import sys\n"
+        "from skill_adapter.core.base_models import converted_folder\n"
+        "from skill_adapter.training.convert import ensure_model\n"
+        f"ensure_model(str(converted_folder({REAL_MODEL!r}, sys.argv[1])), {REAL_MODEL!r}, progress=print)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(models_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_conversion_killed_half_way_leaves_no_model_and_the_next_run_recovers(
+    real_models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """kill -9 of the converting process while it writes the folder: nothing at the target path, and the
+    next conversion (the session's own, here) clears the leftovers and finishes."""
+    models_dir = real_models_dir
+    if is_converted(converted_folder(REAL_MODEL, models_dir)):  # converted by an earlier test or session
+        models_dir = tmp_path / "models"
+    target = converted_folder(REAL_MODEL, models_dir)
+    log = tmp_path / "convert.log"
+    proc = _convert_in_subprocess(models_dir, log)
+    deadline = time.monotonic() + CONVERT_PATIENCE
+    temporary: list[Path] = []
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            temporary = [p for p in models_dir.glob(f".{REAL_MODEL}.tmp-*") if (p / "config.json").is_file()]
+            if temporary:  # save_pretrained has begun: the folder is half-written
+                break
+            time.sleep(0.05)
+        assert temporary, (
+            f"the conversion never started writing: {proc.poll()} {proc.stdout.read() if proc.stdout else ''}"
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not target.exists(), "a killed conversion must never leave a folder at the path jobs load"
+    assert not resolve_model(None, models_dir).ready
+    assert temporary[0].exists()  # its leftovers, which the next conversion clears
+
+    if models_dir == real_models_dir:
+        folder = request.getfixturevalue("real_model_path")  # the session's conversion is the next run
+    else:
+        rerun = _convert_in_subprocess(models_dir, log)
+        assert rerun.wait(timeout=CONVERT_PATIENCE) == 0, log.read_text()[-3000:]
+        folder = target
+    assert folder == target and is_converted(target)
+    assert not list(models_dir.glob(f".{REAL_MODEL}.tmp-*"))
+    config = json.loads((target / "config.json").read_text())
+    assert config["model_type"] == "llama" and "quantization_config" not in config
+    assert "<|im_start|>" in (target / "chat_template.jinja").read_text()
+
+
+@pytest.fixture
+def real_service(real_model_settings: Any, tmp_path: Path) -> Iterator[str]:
+    """The service as deployed on one machine (API plus embedded worker) on the real default model."""
+    settings = real_model_settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
+    env.update(
+        SKILL_ADAPTER_MODEL=REAL_MODEL,
+        SKILL_ADAPTER_MODELS_DIR=str(settings.resolved_models_dir),
+        SKILL_ADAPTER_DATA_DIR=str(settings.data_dir),
+        SKILL_ADAPTER_CHECKPOINT_DIR=str(settings.checkpoint_dir),
+        SKILL_ADAPTER_SKILLS_ROOT=str(settings.skills_root),
+        CUDA_VISIBLE_DEVICES="",
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="2",
+    )
+    port = free_port()
+    log = (tmp_path / "service.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("service did not start:\n" + (tmp_path / "service.log").read_text())
+    try:
+        yield base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_the_service_trains_and_evaluates_the_real_model(
+    real_service: str, real_model_path: Path, tmp_path: Path
+) -> None:
+    base = real_service
+    health = httpx.get(f"{base}/api/health").json()["model"]
+    assert (health["name"], health["ready"], health["path"]) == (REAL_MODEL, True, str(real_model_path))
+
+    # A short job: 38 examples, one epoch, 8 per optimizer step -> 5 steps.
+    body = {"skill_path": "commit-messages/SKILL.md", "num_epochs": 1, "batch_size": 4,
+            "gradient_accumulation_steps": 2, "learning_rate": 1e-3, "max_seq_length": 512}  # fmt: skip
+    resp = httpx.post(f"{base}/api/training/start", json=body)
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job_id"]
+    status = wait_for(base, job_id, {"succeeded", "failed", "cancelled"}, timeout=TRAIN_PATIENCE)
+    logs = [line["message"] for line in httpx.get(f"{base}/api/training/{job_id}/logs?limit=1000").json()["lines"]]
+    assert status["status"] == "succeeded", (status, logs[-20:])
+    losses = [p["loss"] for p in httpx.get(f"{base}/api/training/{job_id}/metrics").json()["points"] if p["loss"]]
+    assert len(losses) >= 3 and all(0 < loss < 20 for loss in losses)  # a real model's loss, not a toy's ~10.8
+
+    resp = httpx.post(f"{base}/api/training/{job_id}/evaluate", json={"max_new_tokens": 8, "limit": 2})
+    assert resp.status_code == 202, resp.text
+    deadline = time.monotonic() + TRAIN_PATIENCE
+    while time.monotonic() < deadline:
+        latest = httpx.get(f"{base}/api/training/{job_id}/evaluation", timeout=5).json()
+        if latest["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(1)
+    assert latest["status"] == "succeeded", latest
+    report = latest["report"]
+    assert report["num_examples"] == 2 and set(report["arms"]) == {"base", "base_with_skill", "adapter"}
+    assert all(0 < report["arms"][arm]["perplexity"] < 1e4 for arm in report["arms"])
+    assert any(example["outputs"]["base"]["output"].strip() for example in report["examples"])  # real text
+
+    # A user loads the adapter on the converted base, by the name adapter_config.json records.
+    final = tmp_path / "checkpoints" / job_id / "final"
+    assert json.loads((final / "adapter_config.json").read_text())["base_model_name_or_path"] == str(real_model_path)
+    code = f"""
+import json, torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+final = {str(final)!r}
+base_name = json.load(open(final + "/adapter_config.json"))["base_model_name_or_path"]
+tokenizer = AutoTokenizer.from_pretrained(base_name)
+base_model = AutoModelForCausalLM.from_pretrained(base_name).eval()
+ids = tokenizer("Write a commit message for a fix of a typo in the README.", return_tensors="pt").input_ids
+with torch.no_grad():
+    before = base_model(ids).logits
+    model = PeftModel.from_pretrained(base_model, final).eval()
+    after = model(ids).logits
+print("CHANGE", float((after - before).abs().max()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    change = float(out.stdout.split("CHANGE")[-1])
+    assert change > 1e-3, f"the adapter does not change the model's logits ({change})"
+
+
+def test_the_readme_command_on_the_real_model(real_models_dir: Path, real_model_path: Path, tmp_path: Path) -> None:
+    """`uv run skill-adapter train skills/commit-messages/SKILL.md` as a user runs it, in a fresh folder:
+    the default model, the README's defaults; it prints the adapter's path and the base-vs-adapter lines."""
+    work = tmp_path / "clone"
+    work.mkdir()
+    (work / "skills").symlink_to(EXAMPLE_SKILLS, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}  # nothing configured...
+    env.update(SKILL_ADAPTER_MODELS_DIR=str(real_models_dir), OMP_NUM_THREADS="2")  # ...but the shared conversion
+    script = Path(sys.executable).parent / "skill-adapter"  # what `uv run skill-adapter` runs
+    out = subprocess.run(
+        [str(script), "train", "skills/commit-messages/SKILL.md"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=TRAIN_PATIENCE,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("job train-") and lines[0].endswith(f"on {REAL_MODEL}")
+    adapter_lines = [line for line in lines if line.startswith("succeeded: adapter in checkpoints/train-")]
+    assert len(adapter_lines) == 1
+    adapter = work / adapter_lines[0].removeprefix("succeeded: adapter in ")
+    assert (adapter / "adapter_model.safetensors").is_file()
+    shown = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in lines if line.startswith("  ")}
+    assert shown.get("prompt") and shown.get("base") and shown.get("adapter"), out.stdout[-2000:]
+    assert any(line.startswith("load it: PeftModel.from_pretrained(") for line in lines)
+    assert foreign_lines(out.stdout + out.stderr) == []  # no library warning that is not ours (issue 17)
