@@ -33,18 +33,14 @@ TRAIN_PATIENCE = 1800
 def _convert_in_subprocess(models_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     code = (
         "import sys\n"
+        "from pathlib import Path\n"
         "from skill_adapter.core.base_models import converted_folder\n"
         "from skill_adapter.training.convert import ensure_model\n"
-        f"ensure_model(str(converted_folder({REAL_MODEL!r}, sys.argv[1])), {REAL_MODEL!r}, progress=print)\n"
+        f"ensure_model(str(converted_folder({REAL_MODEL!r}, Path(sys.argv[1]))), {REAL_MODEL!r}, progress=print)\n"
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, str(models_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as out:  # a file, not a pipe: nobody reads while it runs, a full pipe would block it
+        return subprocess.Popen([sys.executable, "-c", code, str(models_dir)], env=env, stdout=out, stderr=out)
 
 
 def test_a_conversion_killed_half_way_leaves_no_model_and_the_next_run_recovers(
@@ -66,9 +62,7 @@ def test_a_conversion_killed_half_way_leaves_no_model_and_the_next_run_recovers(
             if temporary:  # save_pretrained has begun: the folder is half-written
                 break
             time.sleep(0.05)
-        assert temporary, (
-            f"the conversion never started writing: {proc.poll()} {proc.stdout.read() if proc.stdout else ''}"
-        )
+        assert temporary, f"the conversion never started writing (exit {proc.poll()}):\n{log.read_text()[-3000:]}"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         if proc.poll() is None:

@@ -93,8 +93,24 @@ export interface CheckpointsPage {
   count: number
 }
 
+/** The base model jobs train, as GET /api/config and /api/health describe it (resolution only). */
+export interface BaseModel {
+  name: string
+  kind: 'builtin' | 'folder' | 'hub'
+  path: string
+  builtin: string | null
+  ready: boolean
+  converts_on_first_use: boolean
+  parameters: number | null
+  size_bytes: number | null
+  title: string | null
+  problem: string | null
+  summary: string
+}
+
 export interface ServerConfig {
   model: string
+  base_model?: BaseModel
   model_max_length: number | null
   defaults: {
     adapter_type: 'lora' | 'qlora'

@@ -4,6 +4,7 @@ import { useNavigate } from 'react-router-dom'
 import { api, type SkillSource } from '../../api/client'
 import { jobKeys, useServerConfig } from '../../api/queries'
 import { ErrorMessage } from '../common/ErrorMessage'
+import { BaseModelInfo } from './BaseModelInfo'
 import { ParamsForm } from './ParamsForm'
 import { PreviewPanel } from './PreviewPanel'
 import { SkillPicker } from './SkillPicker'
@@ -61,9 +62,7 @@ export function TrainingTab() {
   return (
     <div className="training-tab">
       <h1>Train an adapter</h1>
-      <p className="muted">
-        Base model: <code>{config.data.model}</code>
-      </p>
+      <BaseModelInfo model={config.data.base_model} fallback={config.data.model} />
       <div className="two-columns">
         <form className="panel" onSubmit={onSubmit} aria-labelledby="start-title" noValidate>
           <h2 id="start-title" className="sr-only">
