@@ -21,7 +21,6 @@ import pytest
 
 from skill_adapter.core.base_models import converted_folder, is_converted, resolve_model
 from tests.conftest import EXAMPLE_SKILLS, REAL_MODEL
-from tests.e2e.noise import foreign_lines
 from tests.e2e.test_guide_loop import free_port, wait_for
 
 pytestmark = pytest.mark.real_model
@@ -210,4 +209,3 @@ def test_the_readme_command_on_the_real_model(real_models_dir: Path, real_model_
     shown = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in lines if line.startswith("  ")}
     assert shown.get("prompt") and shown.get("base") and shown.get("adapter"), out.stdout[-2000:]
     assert any(line.startswith("load it: PeftModel.from_pretrained(") for line in lines)
-    assert foreign_lines(out.stdout + out.stderr) == []  # no library warning that is not ours (issue 17)
