@@ -17,6 +17,7 @@ from skill_adapter.api.errors import error_response, install_error_handlers
 from skill_adapter.api.routes import evaluation, skills, system, training
 from skill_adapter.core.config import Settings, load_settings
 from skill_adapter.core.db import get_engine, init_db, session_factory
+from skill_adapter.health import EmbeddedWorker
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,12 @@ def create_app(
     enqueue: Enqueue | None = None,
     run_sweeper: bool = True,
     dashboard: Path | None = None,
+    embedded_worker: EmbeddedWorker | None = None,
 ) -> FastAPI:
     """Build the API. ``enqueue`` defaults to sending the job id to Celery by task name.
 
     ``dashboard`` is the built dashboard's folder (default: :func:`dashboard_dir`); it is served at ``/``
-    when it exists.
+    when it exists. ``embedded_worker`` is the worker process ``serve`` started, which health reports on.
     """
     settings = settings or load_settings()
     if enqueue is None:
@@ -131,6 +133,7 @@ def create_app(
     app.state.engine = get_engine(settings)
     app.state.session_factory = session_factory(settings)
     app.state.enqueue = enqueue
+    app.state.embedded_worker = embedded_worker
     install_error_handlers(app)
     app.include_router(training.router)
     app.include_router(evaluation.router)
