@@ -1,12 +1,19 @@
 """Training throughput: the service against a bare TRL script, and packing against padding.
 
-    uv run python bench/train_bench.py [--skill PATH] [--epochs N] [--model DIR]
+    uv run python bench/train_bench.py [--skill PATH] [--epochs N] [--model DIR] [--rounds N]
+    uv run python bench/train_bench.py --model smollm2-135m-instruct --skill skills/commit-messages/SKILL.md \
+        --epochs 1 --max-seq-length 512     # the real default model, a few steps
 
 1. The same model, data and settings trained (a) by a bare `SFTTrainer` script in this process and
    (b) as a job through the whole service path (job row, claim, child process, callbacks writing every
    step to the database, checkpoints). Reported: training-loop tokens/s of each and their ratio, and the
    job's whole wall time (start-up included) beside the bare loop's.
 2. Useful (non-padding) tokens/s with packing against without, on a real skill's dataset.
+3. Where the job's start-up goes (submit -> first optimizer step), from the time stamps of the job's own
+   log lines and its first metric point.
+
+Each pair runs in ABBA order per round (baseline, ours, ours, baseline), so a load that drifts linearly
+during the run costs both sides the same; the load average is printed before and after.
 
 Defaults use the embedded tiny model on the CPU; pass --model smollm2-135m-instruct (or a folder) for a real one.
 """
@@ -95,7 +102,47 @@ def service_run(config: dict[str, Any], skill_file: Path, root: Path) -> dict[st
         job = crud.get_job(session=session, job_id=job_id)
     # elapsed_seconds runs from on_train_begin, as the bare run's train_runtime does
     loop = max(p.elapsed_seconds or 0.0 for p in points)
-    return {"wall": wall, "loop_seconds": loop, "steps": job.step}
+    return {"wall": wall, "loop_seconds": loop, "steps": job.step, "startup": startup_phases(settings, job_id)}
+
+
+STARTUP_MARKS = [  # (phase, the log line that ends it); the phases run in this order in the job
+    ("claim", "claimed by worker"),
+    ("training process start (spawn, our imports)", "parsing "),
+    ("skill parse, dataset build and token stats", "importing torch"),
+    ("import torch, transformers, PEFT, TRL", "loading "),
+    ("model load and LoRA", "building the trainer"),
+    ("trainer construction (tokenising the dataset)", "training "),
+]
+
+
+def startup_phases(settings: Settings, job_id: str) -> list[tuple[str, float]]:
+    """Seconds per start-up phase, from submit (the job row's creation) to the first optimizer step
+    (the first metric point, logged at step 1)."""
+    with session_scope(settings) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        lines = crud.read_logs(session=session, job_id=job_id, after=0, limit=100_000)
+        points = crud.read_metrics(session=session, job_id=job_id, after=0, limit=100_000)
+        start = job.created_at
+        marks = [(line.message, line.ts) for line in lines]
+        first_step = min(p.ts for p in points if p.loss is not None)
+    phases: list[tuple[str, float]] = []
+    previous = start
+    for phase, prefix in STARTUP_MARKS:
+        ts = next((t for message, t in marks if message.startswith(prefix) and t >= previous), None)
+        if ts is None:
+            continue
+        phases.append((phase, (ts - previous).total_seconds()))
+        previous = ts
+    phases.append(("first optimizer step", (first_step - previous).total_seconds()))
+    return phases
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def packing_run(config: dict[str, Any], skill_file: Path, out: Path, packing: bool) -> dict[str, float]:
@@ -111,6 +158,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default="tiny", help="a built-in name (tiny, smollm2-135m-instruct), folder or id")
     parser.add_argument("--max-seq-length", type=int, default=2048)
+    parser.add_argument("--rounds", type=int, default=1, help="ABBA rounds per comparison (each runs both twice)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["service", "packing"], help="comparisons to skip")
     args = parser.parse_args()
 
     base = Settings(_env_file=None, model=args.model)  # type: ignore[call-arg]
@@ -126,25 +175,56 @@ def main() -> None:
     from skill_adapter.training.convert import ensure_model
 
     ensure_model(config["model"], config["base_model"], progress=print)  # a built-in GGUF model: converted once
+    print(f"load average before: {load_average()}", flush=True)
+    bares: list[dict[str, Any]] = []
+    services: list[dict[str, Any]] = []
+    padded: list[dict[str, Any]] = []
+    packed: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        bare = bare_run(config, args.skill, tmp_path / "bare")
-        service = service_run(config, args.skill, tmp_path / "service")
-        padded = packing_run(config, args.skill, tmp_path / "padded", packing=False)
-        packed = packing_run(config, args.skill, tmp_path / "packed", packing=True)
+        for r in range(args.rounds):
+            if "service" not in args.skip:  # ABBA: bare, service, service, bare
+                bares.append(bare_run(config, args.skill, tmp_path / f"bare{r}a"))
+                services.append(service_run(config, args.skill, tmp_path / f"service{r}a"))
+                services.append(service_run(config, args.skill, tmp_path / f"service{r}b"))
+                bares.append(bare_run(config, args.skill, tmp_path / f"bare{r}b"))
+                print(f"round {r + 1}: service loop {[round(s['loop_seconds'], 2) for s in services[-2:]]} s, "
+                      f"bare loop {[round(b['loop_seconds'], 2) for b in bares[-2:]]} s, "
+                      f"load {load_average()}", flush=True)  # fmt: skip
+            if "packing" not in args.skip:  # ABBA: padded, packed, packed, padded
+                padded.append(packing_run(config, args.skill, tmp_path / f"padded{r}a", packing=False))
+                packed.append(packing_run(config, args.skill, tmp_path / f"packed{r}a", packing=True))
+                packed.append(packing_run(config, args.skill, tmp_path / f"packed{r}b", packing=True))
+                padded.append(packing_run(config, args.skill, tmp_path / f"padded{r}b", packing=False))
+    print(f"load average after: {load_average()}")
 
-    service_tps = bare["useful_tokens"] / service["loop_seconds"]
     print(
-        f"skill {args.skill.parent.name}, model {Path(args.model).name}, {args.epochs} epochs, batch {args.batch_size}"
+        f"skill {args.skill.parent.name}, model {Path(args.model).name}, {args.epochs} epochs, "
+        f"batch {args.batch_size}, max_seq_length {args.max_seq_length}, {args.rounds} ABBA round(s)"
     )
-    print(f"bare TRL loop:     {bare['useful_per_second']:9.0f} tokens/s   loop {bare['loop_seconds']:6.2f} s   "
-          f"wall {bare['wall']:6.2f} s")  # fmt: skip
-    print(f"service job loop:  {service_tps:9.0f} tokens/s   loop {service['loop_seconds']:6.2f} s   "
-          f"wall {service['wall']:6.2f} s (claim, child process start, model load, dataset, checkpoints)")  # fmt: skip
-    print(f"service overhead in the loop: {100 * (service['loop_seconds'] / bare['loop_seconds'] - 1):+.1f}%")
-    print(f"padded:  {padded['useful_per_second']:9.0f} useful tokens/s   loop {padded['loop_seconds']:6.2f} s")
-    print(f"packed:  {packed['useful_per_second']:9.0f} useful tokens/s   loop {packed['loop_seconds']:6.2f} s")
-    print(f"packing speed-up: {packed['useful_per_second'] / padded['useful_per_second']:.2f}x")
+    if bares:
+        bare_loop = _mean([b["loop_seconds"] for b in bares])
+        service_loop = _mean([s["loop_seconds"] for s in services])
+        useful = bares[0]["useful_tokens"]
+        print(f"bare TRL loop:     {useful / bare_loop:9.0f} tokens/s   loop {bare_loop:6.2f} s   "
+              f"wall {_mean([b['wall'] for b in bares]):6.2f} s")  # fmt: skip
+        print(f"service job loop:  {useful / service_loop:9.0f} tokens/s   loop {service_loop:6.2f} s   "
+              f"wall {_mean([s['wall'] for s in services]):6.2f} s (claim, child process start, model load, "
+              "dataset, checkpoints)")  # fmt: skip
+        print(f"service overhead in the loop: {100 * (service_loop / bare_loop - 1):+.1f}%")
+        print("start-up, submit -> first optimizer step (mean of the service runs):")
+        names = [name for name, _ in services[0]["startup"]]
+        for name in names:
+            seconds = _mean([dict(s["startup"]).get(name, 0.0) for s in services])
+            print(f"  {name:50s} {seconds:6.2f} s")
+        total = _mean([sum(sec for _, sec in s["startup"]) for s in services])
+        print(f"  {'total':50s} {total:6.2f} s")
+    if padded:
+        pad = _mean([p["useful_per_second"] for p in padded])
+        pack = _mean([p["useful_per_second"] for p in packed])
+        print(f"padded:  {pad:9.0f} useful tokens/s   loop {_mean([p['loop_seconds'] for p in padded]):6.2f} s")
+        print(f"packed:  {pack:9.0f} useful tokens/s   loop {_mean([p['loop_seconds'] for p in packed]):6.2f} s")
+        print(f"packing speed-up: {pack / pad:.2f}x")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,11 @@ def train_adapter(
     model = attach_adapter(load_base_model(config, hardware, trust_remote_code=trust_remote_code), config)
 
     has_eval = bool(dataset.held_out)
+    reporter.log(
+        f"building the trainer (tokenising {len(dataset.train)} train"
+        + (f" and {len(dataset.held_out)} held-out" if has_eval else "")
+        + " examples)"
+    )
     progress = ProgressCallback(reporter, num_epochs=int(config["num_epochs"]))
     cancel = CancelCallback(reporter)
     trainer = SFTTrainer(
