@@ -9,12 +9,18 @@ setups, side by side:
 
 For each: the API takes ``--submissions`` POSTs through ``--concurrency`` keep-alive connections,
 ``--rounds`` times (accepted/s = 202s / wall time, the median of the rounds), and those jobs are
-cancelled. Then ``GET /status`` is sent open loop at ``--rate`` requests/s for ``--duration`` seconds,
-first with no worker (the baseline), then while a worker trains a long job. Latency runs from each
+cancelled. Then ``GET /status`` is sent open loop at ``--rate`` requests/s, first with no worker (the job
+waits in the queue), then while a worker trains a long job on the tiny model. Latency runs from each
 request's scheduled send time, so a stalled server cannot hide behind a slowed client.
 
-    uv run python bench/status_bench.py                      # both setups, 200 req/s for 20 s
-    uv run python bench/status_bench.py --setups embedded --rate 100
+The **control** is a sync FastAPI endpoint without a database (``GET /bench/control``), registered by this
+script on the same app, served the same way (``run_server``, as ``skill-adapter serve`` does) and driven by
+the same client at the same rate. Each run alternates ``--block``-second blocks of control and ``/status``
+requests, so both see the same moments of a shared machine; ``--runs`` runs per condition give the spread
+of p99 (min / median / max) and the ratio of ``/status`` p99 to the control's p99 in the same run.
+
+    uv run python bench/status_bench.py                      # both setups, 5 runs of 10 s + 10 s, 200 req/s
+    uv run python bench/status_bench.py --setups embedded --runs 3 --rate 100
 """
 
 from __future__ import annotations
@@ -39,7 +45,10 @@ from typing import Any
 
 import httpx
 
+from skill_adapter.assets import TINY_MODEL_DIR
+
 REPO = Path(__file__).resolve().parents[1]
+CONTROL_PATH = "/bench/control"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 QUICK_JOB = {"skill_path": "commit-messages/SKILL.md", "num_epochs": 1}
 LONG_JOB = {
@@ -71,10 +80,12 @@ class Stack:
         shutil.copytree(REPO / "skills", work / "skills")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
         self.env.update(
-            SKILL_ADAPTER_MODEL="tiny",
             SKILL_ADAPTER_DATA_DIR=str(work / "data"),
             SKILL_ADAPTER_CHECKPOINT_DIR=str(work / "checkpoints"),
             SKILL_ADAPTER_SKILLS_ROOT=str(work / "skills"),
+            # The tiny model by its folder (the built-in name `tiny` means the same; the folder also works on
+            # code older than the name), so the figures compare with earlier ones.
+            SKILL_ADAPTER_MODEL=str(TINY_MODEL_DIR),
             CUDA_VISIBLE_DEVICES="",
             HF_HUB_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
@@ -109,7 +120,7 @@ class Stack:
 
     def start_api(self) -> None:
         port = free_port()
-        self._spawn([sys.executable, "-m", "skill_adapter.cli", "serve", "--no-worker", "--port", str(port)], "api")
+        self._spawn([sys.executable, __file__, "--serve-api", str(port)], "api")
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -209,22 +220,43 @@ async def submit_all(base: str, n: int, concurrency: int) -> tuple[float, list[s
     return wall, ids, codes
 
 
-async def status_load(base: str, job_id: str, rate: float, duration: float, connections: int = 32) -> dict[str, Any]:
-    """Open loop: request i is due at t0 + i/rate whatever happened to the earlier ones; its latency runs
-    from that moment (time spent waiting for a free connection counts)."""
-    path = f"/api/training/{job_id}/status"
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
+
+
+def summary(ms: list[float], errors: dict[str, int], seconds: float) -> dict[str, Any]:
+    ms = sorted(ms)
+    return {
+        "ok": len(ms),
+        "errors": errors,
+        "achieved_rate": round(len(ms) / seconds, 1),
+        "p50_ms": round(pct(ms, 50), 2),
+        "p90_ms": round(pct(ms, 90), 2),
+        "p99_ms": round(pct(ms, 99), 2),
+        "max_ms": round(ms[-1], 2) if ms else None,
+        "mean_ms": round(statistics.fmean(ms), 2) if ms else None,
+    }
+
+
+async def alternating_load(
+    base: str, paths: dict[str, str], rate: float, seconds_each: float, block: float, connections: int = 32
+) -> dict[str, Any]:
+    """Open loop at ``rate`` requests/s, alternating ``block``-second blocks of each path until each has had
+    ``seconds_each`` seconds. Request i is due at t0 + i/rate whatever happened to the earlier ones; its latency
+    runs from that moment (time spent waiting for a free connection counts)."""
     pool: asyncio.Queue[RawConnection] = asyncio.Queue()
     for _ in range(connections):
         pool.put_nowait(await RawConnection.open(base))
-    latencies: list[float] = []
+    names = list(paths)
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    errors: dict[str, dict[str, int]] = {name: {} for name in names}
     lags: list[float] = []
-    errors: dict[str, int] = {}
 
-    async def one(due: float) -> None:
+    async def one(name: str, due: float) -> None:
         conn = await pool.get()
         lags.append(time.perf_counter() - due)
         try:
-            status, _ = await conn.get(path)
+            status, _ = await conn.get(paths[name])
             key = str(status)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             key = type(exc).__name__
@@ -232,13 +264,12 @@ async def status_load(base: str, job_id: str, rate: float, duration: float, conn
             conn = await RawConnection.open(base)
         pool.put_nowait(conn)
         if key == "200":
-            latencies.append(time.perf_counter() - due)
+            latencies[name].append((time.perf_counter() - due) * 1000)
         else:
-            errors[key] = errors.get(key, 0) + 1
+            errors[name][key] = errors[name].get(key, 0) + 1
 
-    probe = await RawConnection.open(base)
-    first = json.loads((await probe.get(path))[1])
-    total = int(rate * duration)
+    per_block = max(1, round(rate * block))
+    total = int(rate * seconds_each) * len(names)
     tasks = []
     t0 = time.perf_counter() + 0.1
     for i in range(total):
@@ -246,34 +277,60 @@ async def status_load(base: str, job_id: str, rate: float, duration: float, conn
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due)))
+        tasks.append(asyncio.create_task(one(names[(i // per_block) % len(names)], due)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
-    probe.close()
-    probe = await RawConnection.open(base)  # the server closes a connection idle for 5 s
-    last = json.loads((await probe.get(path))[1])
-    probe.close()
     while not pool.empty():
         pool.get_nowait().close()
-    ms = sorted(x * 1000 for x in latencies)
     lags.sort()
+    result: dict[str, Any] = {name: summary(latencies[name], errors[name], elapsed / len(names)) for name in names}
+    result["client_lag_p99_ms"] = round(pct(lags, 99) * 1000, 2)  # how late the client itself sent
+    return result
 
-    def pct(values: list[float], p: float) -> float:
-        return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
+
+async def job_state(base: str, job_id: str) -> dict[str, Any]:
+    conn = await RawConnection.open(base)  # the server closes a connection idle for 5 s: a fresh one
+    try:
+        return json.loads((await conn.get(f"/api/training/{job_id}/status"))[1])  # type: ignore[no-any-return]
+    finally:
+        conn.close()
+
+
+def measure(base: str, job_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``--runs`` runs of control and ``/status`` side by side; each run's figures and the spread of p99."""
+    paths = {"control": CONTROL_PATH, "status": f"/api/training/{job_id}/status"}
+    asyncio.run(alternating_load(base, paths, args.rate, 1.0, 0.5))  # warm-up, not counted
+    runs = []
+    for _ in range(args.runs):
+        before = asyncio.run(job_state(base, job_id))
+        load_before = load()
+        run = asyncio.run(alternating_load(base, paths, args.rate, args.duration, args.block))
+        after = asyncio.run(job_state(base, job_id))
+        run.update(
+            load=load_before,
+            ratio=round(run["status"]["p99_ms"] / run["control"]["p99_ms"], 2),
+            job_status=after["status"],
+            training_steps=after["step"] - before["step"],
+        )
+        runs.append(run)
+        print(
+            f"  run {len(runs)}: /status p99 {run['status']['p99_ms']} ms, control p99 {run['control']['p99_ms']} ms, "
+            f"ratio {run['ratio']}, load {load_before}, job {after['status']} (+{run['training_steps']} steps)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def spread(values: list[float]) -> dict[str, float]:
+        return {"min": min(values), "median": round(statistics.median(values), 2), "max": max(values)}
 
     return {
-        "requests": total,
-        "ok": len(ms),
-        "errors": errors,
-        "achieved_rate": round(len(ms) / elapsed, 1),
-        "p50_ms": round(pct(ms, 50), 2),
-        "p90_ms": round(pct(ms, 90), 2),
-        "p99_ms": round(pct(ms, 99), 2),
-        "max_ms": round(ms[-1], 2) if ms else None,
-        "mean_ms": round(statistics.fmean(ms), 2) if ms else None,
-        "client_lag_p99_ms": round(pct(lags, 99) * 1000, 2),  # how late the client itself sent
-        "training_steps_during_load": last["step"] - first["step"],
-        "job_status_after": last["status"],
+        "runs": runs,
+        "status_p99": spread([r["status"]["p99_ms"] for r in runs]),
+        "control_p99": spread([r["control"]["p99_ms"] for r in runs]),
+        "status_p50": spread([r["status"]["p50_ms"] for r in runs]),
+        "control_p50": spread([r["control"]["p50_ms"] for r in runs]),
+        "ratio": spread([r["ratio"] for r in runs]),
+        "errors": sum(sum(r[name]["errors"].values()) for r in runs for name in ("status", "control")),
     }
 
 
@@ -292,58 +349,95 @@ def run_setup(setup: str, args: argparse.Namespace) -> dict[str, Any]:
             "setup": setup,
             "answers": answers,
             "accepted_per_s_rounds": [round(r, 1) for r in rates],
-            "accepted_per_s": round(statistics.median(rates), 1),
+            "accepted_per_s": round(statistics.median(rates), 1) if rates else None,
         }
         job_id = httpx.post(f"{s.base}/api/training/start", json=LONG_JOB, timeout=30).json()["job_id"]
-        # Baseline: the same load with no worker (the job waits in the queue).
-        result["idle"] = asyncio.run(status_load(s.base, job_id, args.rate, args.duration))
-        s.start_worker()
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            status = httpx.get(f"{s.base}/api/training/{job_id}/status", timeout=30).json()
-            if status["status"] == "running" and status["step"] >= 5:
-                break
-            if status["status"] in ("succeeded", "failed", "cancelled"):
-                raise RuntimeError(f"the training job ended before the load: {status}")
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("the training job never got under way")
-        result["load_before"] = load()
-        result["status"] = asyncio.run(status_load(s.base, job_id, args.rate, args.duration))
-        result["load_after"] = load()
+        if "idle" in args.conditions:
+            print(f"{setup}: no worker (the job waits in the queue)", file=sys.stderr, flush=True)
+            result["idle"] = measure(s.base, job_id, args)
+        if "training" in args.conditions:
+            s.start_worker()
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                status = httpx.get(f"{s.base}/api/training/{job_id}/status", timeout=30).json()
+                if status["status"] == "running" and status["step"] >= 5:
+                    break
+                if status["status"] in ("succeeded", "failed", "cancelled"):
+                    raise RuntimeError(f"the training job ended before the load: {status}")
+                time.sleep(0.5)
+            else:
+                raise RuntimeError("the training job never got under way")
+            print(f"{setup}: while the job trains", file=sys.stderr, flush=True)
+            result["training"] = measure(s.base, job_id, args)
         httpx.post(f"{s.base}/api/training/{job_id}/cancel", timeout=10)
         return result
+
+
+def serve_api(port: int) -> None:
+    """The API as ``skill-adapter serve --no-worker`` runs it, plus the control endpoint."""
+    from skill_adapter.api.main import create_app, run_server
+    from skill_adapter.core.config import load_settings
+    from skill_adapter.core.db import init_db
+
+    settings = load_settings()
+    init_db(settings)
+    app = create_app(settings)
+
+    def control() -> dict[str, Any]:
+        """A sync endpoint without a database: what FastAPI and uvicorn cost on their own."""
+        return {"status": "ok"}
+
+    app.add_api_route(CONTROL_PATH, control, methods=["GET"], include_in_schema=False)
+    app.router.routes.insert(0, app.router.routes.pop())  # ahead of the dashboard's catch-all route
+    run_server(app, host="127.0.0.1", port=port)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setups", default="embedded,services")
+    parser.add_argument("--conditions", default="idle,training", help="idle (no worker), training, or both")
     parser.add_argument("--submissions", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16, help="client connections while submitting")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of submissions (the median is shown)")
-    parser.add_argument("--rate", type=float, default=200.0, help="GET /status requests per second")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of /status load")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (control and /status alike)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per endpoint and run")
+    parser.add_argument("--block", type=float, default=1.0, help="seconds before switching endpoint")
+    parser.add_argument("--runs", type=int, default=5, help="runs per condition (the spread of p99)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--serve-api", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_api:
+        serve_api(args.serve_api)
+        return 0
 
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
+    print(f"load average before: {load()}; {os.cpu_count()} CPUs", file=sys.stderr, flush=True)
     results = [run_setup(setup, args) for setup in args.setups.split(",")]
-    print(f"\n/status at {args.rate:g} req/s for {args.duration:g} s; {os.cpu_count()} CPUs")
     print(
-        "| setup | accepted/s | worker | p50 ms | p90 ms | p99 ms | max ms | req/s | client lag p99 | errors | load |"
+        f"\nGET at {args.rate:g} req/s, {args.runs} runs of {args.duration:g} s per endpoint "
+        f"(alternating {args.block:g} s blocks); {os.cpu_count()} CPUs; load average now {load()}"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
+    print("| setup | accepted/s | worker | /status p99 ms min / median / max | control p99 ms min / median / max "
+          "| ratio min / median / max | /status p50 ms | control p50 ms | errors | load (1, 5, 15 min) |")  # fmt: skip
+    print("|---|---:|---|---|---|---|---:|---:|---:|---|")
     for r in results:
-        for label, st in (("idle (job queued)", r["idle"]), ("training", r["status"])):
+        for label, key in (("idle (job queued)", "idle"), ("training", "training")):
+            if key not in r:
+                continue
+            m = r[key]
+
+            def mmm(d: dict[str, float]) -> str:
+                return f"{d['min']} / {d['median']} / {d['max']}"
+
+            loads = [run["load"] for run in m["runs"]]
             print(
-                f"| {r['setup']} | {r['accepted_per_s']} | {label} | {st['p50_ms']} | {st['p90_ms']} | "
-                f"{st['p99_ms']} | {st['max_ms']} | {st['achieved_rate']} | {st['client_lag_p99_ms']} | "
-                f"{st['errors'] or 0} | {r['load_before']} |"
+                f"| {r['setup']} | {r['accepted_per_s']} | {label} | {mmm(m['status_p99'])} | {mmm(m['control_p99'])} "
+                f"| {mmm(m['ratio'])} | {m['status_p50']['median']} | {m['control_p50']['median']} | {m['errors']} "
+                f"| {loads[0]} … {loads[-1]} |"
             )
-    print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -118,3 +118,32 @@ def test_every_referenced_file_exists() -> None:
             assert not dockerignored(source.rstrip("/")), f"{dockerfile.name}: COPY {source} is in .dockerignore"
     assert copy_sources(ROOT / "Dockerfile").count("frontend/package-lock.json") == 1
     assert dockerignored(".venv") and dockerignored("frontend/node_modules") and not dockerignored("backend")
+
+
+def env_example_values() -> dict[str, str]:
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^([A-Z0-9_]+)=(.*)$", text, re.MULTILINE))
+
+
+def test_copying_env_example_as_it_is_changes_no_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user who copies .env.example to .env and edits nothing gets the built-in defaults (issue 17)."""
+    from skill_adapter.core.config import Settings
+
+    for name in [n for n in os.environ if n.startswith("SKILL_ADAPTER_")]:
+        monkeypatch.delenv(name)  # the built-in defaults, not the test tier's (which name the tiny model)
+
+    values = {k: v for k, v in env_example_values().items() if k.startswith("SKILL_ADAPTER_")}
+    fields = {name.removeprefix("SKILL_ADAPTER_").lower(): value or None for name, value in values.items()}
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    from_example = Settings(_env_file=None, **fields)  # type: ignore[arg-type]
+    differ = {f: (getattr(from_example, f), getattr(defaults, f)) for f in fields if f != "model"}
+    differ["model"] = (from_example.model_name_or_path, defaults.model_name_or_path)  # unset means the default
+    differ = {f: pair for f, pair in differ.items() if pair[0] != pair[1]}
+    assert differ == {}, f".env.example sets values other than the defaults (example, default): {differ}"
+
+
+def test_compose_fallbacks_match_env_example() -> None:
+    fallbacks = dict(re.findall(r"\$\{([A-Z0-9_]+):-([^}]*)\}", COMPOSE.read_text()))
+    values = env_example_values()
+    differ = {k: (v, values.get(k)) for k, v in fallbacks.items() if values.get(k) != v}
+    assert fallbacks and differ == {}, f"docker-compose.yml's fallbacks differ from .env.example: {differ}"

@@ -54,17 +54,15 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 3.0) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from skill_adapter.api.main import create_app, freeze_startup_heap
+    from skill_adapter.api.main import create_app, run_server
     from skill_adapter.core.db import init_db
+    from skill_adapter.health import EmbeddedWorker
 
     init_db(settings)
     worker = None if args.no_worker else start_embedded_worker()
     try:
-        app = create_app(settings)
-        freeze_startup_heap()
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        app = create_app(settings, embedded_worker=EmbeddedWorker(worker) if worker is not None else None)
+        run_server(app, host=args.host, port=args.port)
     finally:
         if worker is not None:
             stop_process(worker)
@@ -402,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from skill_adapter.quiet import silence_known_noise
+
+    silence_known_noise()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()

@@ -7,9 +7,12 @@ runs in a small thread pool and is reported as failed once its timeout passes.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -125,11 +128,55 @@ def _workers(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-def health_report(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """``{"status": "ok" | "unavailable", "database": {...}, "broker": {...}, "workers": [...], "warnings"}``.
+@dataclass
+class EmbeddedWorker:
+    """The worker process that ``skill-adapter serve`` starts beside the API, as health reports it.
+
+    It takes a while to boot (imports, then its first heartbeat): until the worker's heartbeat row appears
+    it is ``starting``, not missing. Then ``running`` while its heartbeat is fresh, ``not responding`` when
+    the process lives but its heartbeat went stale, and ``exited`` (with the exit code) once it is gone.
+    """
+
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    seen_live: bool = False
+
+    def state(self, workers: list[dict[str, Any]]) -> dict[str, Any]:
+        pid, host = self.process.pid, socket.gethostname()
+        exit_code = self.process.poll()
+        if exit_code is not None:
+            status = "exited"
+        elif any(worker["pid"] == pid and worker["hostname"] == host for worker in workers):
+            status, self.seen_live = "running", True
+        else:
+            status = "not responding" if self.seen_live else "starting"
+        return {
+            "pid": pid,
+            "status": status,
+            "exit_code": exit_code,
+            "seconds_since_start": round(time.monotonic() - self.started, 1),
+        }
+
+
+def _embedded_warning(state: dict[str, Any]) -> str | None:
+    if state["status"] == "not responding":
+        return "the embedded worker's heartbeat is stale: it may be stuck"
+    if state["status"] == "exited":
+        return f"the embedded worker exited (code {state['exit_code']}): see serve's output"
+    return None
+
+
+def health_report(
+    settings: Settings,
+    *,
+    timeout: float = CHECK_TIMEOUT_SECONDS,
+    embedded_worker: EmbeddedWorker | None = None,
+) -> dict[str, Any]:
+    """``{"status", "database", "broker", "workers", "embedded_worker", "model", "warnings"}``.
 
     ``status`` is ``ok`` when both the database and the broker answer; live workers are those whose
     heartbeat is fresh (none is a warning, not a failure: the API accepts jobs and they wait queued).
+    ``embedded_worker`` is the state of the worker ``skill-adapter serve`` started (null without one).
     """
     db_future = _pool.submit(_timed, _database, settings)
     broker_future = _pool.submit(_timed, _broker, settings, timeout)
@@ -153,7 +200,15 @@ def health_report(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS)
         except Exception as exc:
             future.cancel()
             warnings.append(f"could not read the workers' heartbeats: {type(exc).__name__} {exc}".strip())
-    if database["status"] == "ok" and not workers:
+    embedded = embedded_worker.state(workers) if embedded_worker is not None else None
+    if embedded is not None and (note := _embedded_warning(embedded)):
+        warnings.append(note)
+    if embedded is not None and embedded["status"] == "starting" and not workers:
+        warnings.append(
+            f"the embedded worker is starting ({embedded['seconds_since_start']:.0f} s so far; it takes 10-30 s): "
+            "jobs wait queued until it is ready"
+        )
+    elif database["status"] == "ok" and not workers:
         warnings.append("no live worker: jobs stay queued until one starts (`skill-adapter worker`)")
     served = {queue for worker in workers for queue in worker["queues"]}
     for queue in ("training", "evaluation"):
@@ -165,6 +220,7 @@ def health_report(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS)
         "database": database,
         "broker": broker,
         "workers": workers,
+        "embedded_worker": embedded,
         "model": model_section(settings),
         "warnings": warnings,
     }

@@ -23,6 +23,7 @@ from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import SkillAdapterError
+from skill_adapter.quiet import silence_known_noise
 from skill_adapter.reporting import DatabaseLogHandler, JobReporter, db_call, retry_db
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _child_main(job_id: str, settings_data: dict[str, Any], parent_pid: int, worker_id: str) -> None:
     _die_with_parent(parent_pid)
+    silence_known_noise()
     # Training takes whatever CPU is free; the API and the worker's heartbeat on the same machine go first.
     with contextlib.suppress(OSError):
         os.nice(TRAINING_NICENESS)

@@ -212,6 +212,10 @@ try {
     await curve.waitFor()
     const d = (await curve.getAttribute('d')) ?? ''
     expect((d.match(/[LC]/g) ?? []).length >= 2, `the loss curve has too few points: ${d}`)
+    const yTicks = page.locator('figure.chart', { hasText: 'Loss' }).locator('.recharts-yAxis-tick-labels .recharts-cartesian-axis-tick-value')
+    await yTicks.first().waitFor()
+    const yLabels = (await yTicks.allTextContents()).map((text) => text.trim())
+    expect(yLabels.length >= 2 && new Set(yLabels).size === yLabels.length, `the loss axis repeats labels: ${yLabels}`)
     await page.getByText('No GPU').waitFor()
     await page.getByRole('row', { name: /final/ }).waitFor()
     expect((await page.getByTestId('log-tail').locator('.log-line').count()) > 0, 'the log tail is empty')

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from skill_adapter.api.main import create_app
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import head_revision, init_db, session_scope
-from skill_adapter.health import health_report
+from skill_adapter.health import EmbeddedWorker, health_report
 from skill_adapter.models import Evaluation, Job, Worker, utcnow
 from skill_adapter.worker.heartbeat import WORKER_LIVE_SECONDS
 
-KEYS = {"status", "database", "broker", "workers", "model", "warnings"}
+KEYS = {"status", "database", "broker", "workers", "embedded_worker", "model", "warnings"}
 
 
 def add_worker(settings: Settings, worker_id: str, *, age: float = 0.0, **fields: object) -> None:
@@ -49,7 +49,7 @@ def test_health_ok_on_the_embedded_defaults(client: TestClient) -> None:
         "transport": "filesystem",
         "messages": {"training": 0, "evaluation": 0},
     }
-    assert body["workers"] == []
+    assert body["workers"] == [] and body["embedded_worker"] is None  # no serve: no embedded worker
     assert any("no live worker" in warning for warning in body["warnings"])
     model = body["model"]
     assert (model["name"], model["kind"], model["ready"], model["converts_on_first_use"]) == (
@@ -254,3 +254,52 @@ def test_a_schema_behind_is_a_database_error(client: TestClient, settings: Setti
     database = response.json()["database"]
     assert database["status"] == "error" and database["revision"] is None
     assert "run `skill-adapter db upgrade`" in database["error"]
+
+
+def test_embedded_worker_is_starting_then_running_then_stale_then_exited(settings: Settings) -> None:
+    """What `serve` shows while its own worker boots: "starting", never "no live worker"."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    embedded = EmbeddedWorker(process)
+    app = create_app(settings, enqueue=lambda _job_id: None, run_sweeper=False, embedded_worker=embedded)
+    try:
+        with TestClient(app) as client:
+            body = client.get("/api/health").json()
+            assert body["status"] == "ok" and body["workers"] == []
+            assert body["embedded_worker"] == {**body["embedded_worker"], "pid": process.pid, "status": "starting"}
+            assert len(body["warnings"]) == 1 and "the embedded worker is starting" in body["warnings"][0]
+            assert not any("no live worker" in warning for warning in body["warnings"])
+
+            worker_id = f"{socket.gethostname()}:{process.pid}"  # the row the worker's heartbeat writes
+            add_worker(settings, worker_id)
+            body = client.get("/api/health").json()
+            assert body["embedded_worker"]["status"] == "running" and body["warnings"] == []
+
+            with session_scope(settings) as session:
+                row = session.get(Worker, worker_id)
+                assert row is not None
+                row.heartbeat_at = utcnow() - timedelta(seconds=WORKER_LIVE_SECONDS + 5)
+            body = client.get("/api/health").json()
+            assert body["embedded_worker"]["status"] == "not responding"
+            assert any("heartbeat is stale" in warning for warning in body["warnings"])
+            assert any("no live worker" in warning for warning in body["warnings"])
+
+            process.kill()
+            process.wait()
+            body = client.get("/api/health").json()
+            assert body["embedded_worker"]["status"] == "exited" and body["embedded_worker"]["exit_code"] == -9
+            assert any("exited (code -9)" in warning for warning in body["warnings"])
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_starting_embedded_worker_beside_a_live_remote_one_is_no_warning(settings: Settings) -> None:
+    init_db(settings)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        add_worker(settings, "gpu-host:7")
+        report = health_report(settings, embedded_worker=EmbeddedWorker(process))
+        assert report["embedded_worker"]["status"] == "starting" and report["warnings"] == []
+    finally:
+        process.kill()
+        process.wait()

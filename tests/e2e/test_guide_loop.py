@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.noise import foreign_lines
+
 pytestmark = pytest.mark.slow
 
 GUIDE_BODY = {
@@ -112,6 +114,8 @@ def test_guide_curl_trains_an_adapter_that_peft_loads(
     status = wait_for(base, job_id, {"succeeded", "failed", "cancelled"})
     logs = httpx.get(f"{base}/api/training/{job_id}/logs", params={"limit": 1000}).json()
     assert status["status"] == "succeeded", (status, [ln["message"] for ln in logs["lines"]][-20:])
+    # serve, its embedded worker and the training process printed no warning that is not ours
+    assert foreign_lines((tmp_path / "service.log").read_text(errors="replace")) == []
     assert status["progress"] == 1.0
     assert status["current_epoch"] == status["total_epochs"] == 3
     assert status["loss"] is not None and status["started_at"] is not None

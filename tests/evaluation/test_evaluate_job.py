@@ -118,7 +118,14 @@ def test_held_out_report_and_an_independent_recomputation(trained: tuple[Setting
     assert set(report["best"]) | set(report["worst"]) <= {e["id"] for e in report["examples"]}
     ratio = report["internalisation"]["perplexity"]
     denominator = arms["base_with_skill"]["perplexity"] - arms["base"]["perplexity"]
-    assert ratio["ratio"] == pytest.approx((arms["adapter"]["perplexity"] - arms["base"]["perplexity"]) / denominator)
+    if abs(denominator) >= 0.01 * arms["base"]["perplexity"]:
+        expected = (arms["adapter"]["perplexity"] - arms["base"]["perplexity"]) / denominator
+        assert ratio == {"ratio": pytest.approx(expected), "reason": None}
+    else:  # the SKILL.md barely moves the random tiny model's perplexity: the ratio is left out, in words
+        assert ratio["ratio"] is None and "too small an effect" in ratio["reason"]
+    # The report names its arms in words and says why its figures mean little on the tiny model.
+    assert report["arm_titles"] == {"base": "base", "base_with_skill": "base + SKILL.md", "adapter": "adapter"}
+    assert any("embedded tiny test model" in note for note in report["notes"])
 
     # Recompute with nothing of ours: transformers' loss, a fresh PeftModel, sacrebleu directly.
     with session_scope(settings) as session:

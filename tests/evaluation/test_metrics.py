@@ -58,3 +58,20 @@ def test_internalisation_ratio() -> None:
     assert ratio is None and reason
     ratio, reason = metrics.internalisation_ratio(math.inf, 1.0, 2.0)
     assert ratio is None and reason
+
+
+def test_a_ratio_over_a_skill_effect_too_small_to_measure_means_nothing() -> None:
+    # The tiny model's case: the SKILL.md moved perplexity by 0.12%, and the ratio came out at -16.24.
+    ratio, reason = metrics.internalisation_ratio(1319.330, 1320.855, 1294.555, metric="perplexity")
+    assert ratio is None and reason and "only 0.12%" in reason and "1319.33" in reason and "1320.86" in reason
+    # The same numbers without a metric name: only an exactly zero effect is refused.
+    assert metrics.internalisation_ratio(1319.330, 1320.855, 1294.555)[0] == pytest.approx(-16.2459, rel=1e-3)
+    # A 2% perplexity effect is measurable.
+    assert metrics.internalisation_ratio(100.0, 98.0, 99.0, metric="perplexity")[0] == pytest.approx(0.5)
+    # BLEU and chrF need one point of 100; accuracy moves by whole cases, so any change counts.
+    ratio, reason = metrics.internalisation_ratio(10.0, 10.5, 20.0, metric="bleu")
+    assert ratio is None and reason and "only 0.50 points" in reason
+    assert metrics.internalisation_ratio(10.0, 12.0, 11.0, metric="chrf")[0] == pytest.approx(0.5)
+    assert metrics.internalisation_ratio(0.0, 0.1, 0.1, metric="accuracy")[0] == pytest.approx(1.0)
+    ratio, reason = metrics.internalisation_ratio(0.0, 0.0, 0.1, metric="accuracy")
+    assert ratio is None and reason and "changes nothing" in reason

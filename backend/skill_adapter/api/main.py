@@ -16,7 +16,8 @@ from fastapi.responses import FileResponse, Response
 from skill_adapter.api.errors import error_response, install_error_handlers
 from skill_adapter.api.routes import evaluation, skills, system, training
 from skill_adapter.core.config import Settings, load_settings
-from skill_adapter.core.db import init_db
+from skill_adapter.core.db import get_engine, init_db, session_factory
+from skill_adapter.health import EmbeddedWorker
 from skill_adapter.service import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
@@ -82,17 +83,26 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def run_server(app: FastAPI, *, host: str, port: int) -> None:
+    """Serve a built app as ``skill-adapter serve`` does (``bench/status_bench.py`` runs its app through here too)."""
+    import uvicorn
+
+    freeze_startup_heap()
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     enqueue: Enqueue | None = None,
     run_sweeper: bool = True,
     dashboard: Path | None = None,
+    embedded_worker: EmbeddedWorker | None = None,
 ) -> FastAPI:
     """Build the API. ``enqueue`` defaults to sending the job id to Celery by task name.
 
     ``dashboard`` is the built dashboard's folder (default: :func:`dashboard_dir`); it is served at ``/``
-    when it exists.
+    when it exists. ``embedded_worker`` is the worker process ``serve`` started, which health reports on.
     """
     settings = settings or load_settings()
     if enqueue is None:
@@ -120,7 +130,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engine = get_engine(settings)
+    app.state.session_factory = session_factory(settings)
     app.state.enqueue = enqueue
+    app.state.embedded_worker = embedded_worker
     install_error_handlers(app)
     app.include_router(training.router)
     app.include_router(evaluation.router)

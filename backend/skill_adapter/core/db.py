@@ -65,6 +65,21 @@ def get_engine(settings: Settings) -> Engine:
     return _engine_for(settings.resolved_database_url)
 
 
+@lru_cache(maxsize=16)
+def _session_factory_for(url: str) -> sessionmaker[Session]:
+    return sessionmaker(_engine_for(url), expire_on_commit=False)
+
+
+def session_factory(settings: Settings) -> sessionmaker[Session]:
+    """The session factory for these settings (one per URL and process, like the engine).
+
+    Built once: ``sessionmaker()`` creates a new ``Session`` subclass each time it is called, and doing that
+    per request cost about 0.3 ms (the class, then SQLAlchemy's event dispatch set up for it) and left a
+    class's worth of cyclic garbage behind for the collector.
+    """
+    return _session_factory_for(settings.resolved_database_url)
+
+
 def safe_url(url: str) -> str:
     """The URL with its password masked, fit for logs and health reports."""
     try:
@@ -241,8 +256,7 @@ def _migration_lock(settings: Settings) -> Iterator[None]:
 @contextmanager
 def session_scope(settings: Settings) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    factory = sessionmaker(get_engine(settings), expire_on_commit=False)
-    with factory() as session:
+    with session_factory(settings)() as session:
         try:
             yield session
             session.commit()

@@ -23,6 +23,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import EvaluationError, InvalidParameterError, JobStateError, SkillAdapterError
 from skill_adapter.evaluation.cases import EvalCase, held_out_cases, load_evals_file, parse_evals, skill_evals_file
+from skill_adapter.evaluation.report import ARM_TITLES, report_notes, to_markdown
 from skill_adapter.models import Evaluation
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,10 @@ def execute_evaluation(evaluation_id: str, *, settings: Settings) -> str:
 
 def _child_main(evaluation_id: str, settings_data: dict[str, Any], parent_pid: int) -> None:
     from skill_adapter.pipeline import _die_with_parent
+    from skill_adapter.quiet import silence_known_noise
 
     _die_with_parent(parent_pid)
+    silence_known_noise()
     run_claimed_evaluation(evaluation_id, settings=Settings.model_validate(settings_data))
 
 
@@ -174,8 +177,6 @@ def run_claimed_evaluation(evaluation_id: str, *, settings: Settings) -> str:
             evaluation_id=evaluation_id, job_id=job_id, skill_name=skill_name, seed=int(job_config.get("seed", 0))
         )
         folder.mkdir(parents=True, exist_ok=True)
-        from skill_adapter.evaluation.report import to_markdown
-
         markdown = to_markdown(report)
         _write(folder / "report.json", json.dumps(report, indent=2, ensure_ascii=False))
         _write(folder / "report.md", markdown)
@@ -221,7 +222,7 @@ def evaluate(
         max_context_tokens=params.get("max_context_tokens"),
         progress=progress,
     )
-    return {
+    report = {
         "source": params["source"],
         "limit": params.get("limit"),
         "num_examples": len(cases),
@@ -232,8 +233,11 @@ def evaluate(
         "skill": result["skill"],
         "skill_truncated": result["skill"]["truncated"],
         "elapsed_seconds": result["elapsed_seconds"],
+        "arm_titles": dict(ARM_TITLES),
         **summarize(cases, result),
     }
+    report["notes"] = report_notes(report)
+    return report
 
 
 def _write(path: Path, text: str) -> None:

@@ -199,9 +199,16 @@ def summarize(cases: list[EvalCase], result: dict[str, Any]) -> dict[str, Any]:
             "scored_cases": len(exact_index),
             "seconds": result["seconds"][arm],
         }
+    # Accuracy, BLEU and chrF compare generated text: when no arm wrote any, they compare nothing.
+    silent = bool(exact_index) and all(not runs[arm][i].output.strip() for arm in ARMS for i in exact_index)
     internalisation = {}
     for metric in ("perplexity", "accuracy", "bleu", "chrf"):
-        ratio, reason = metrics.internalisation_ratio(*(arms[arm][metric] for arm in ARMS))
+        ratio: float | None
+        reason: str | None
+        if silent and metric != "perplexity":
+            ratio, reason = None, "every arm produced empty output on every scored case: there is no text to compare"
+        else:
+            ratio, reason = metrics.internalisation_ratio(*(arms[arm][metric] for arm in ARMS), metric=metric)
         internalisation[metric] = {"ratio": ratio, "reason": reason}
 
     examples = []

@@ -238,8 +238,13 @@ export interface EvaluationReport {
   generation: { do_sample: boolean; max_new_tokens: number }
   skill_truncated: boolean
   arms: Partial<Record<ArmName, ArmMetrics>>
+  /** Per metric: the share of the skill's effect the adapter reproduces; null, with a reason in words, when it means nothing. */
   internalisation: Record<string, { ratio: number | null; reason: string | null }>
   prompt_tokens_saved_per_call: number | null
+  /** Plain sentences on which figures mean nothing on this run, and why (absent in reports from before they existed). */
+  notes?: string[]
+  /** What each arm is called in words. */
+  arm_titles?: Partial<Record<ArmName, string>>
   examples: EvalExample[]
   best: string[]
   worst: string[]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from skill_adapter.api.deps import SettingsDep
@@ -15,9 +15,9 @@ router = APIRouter(prefix="/api", tags=["system"])
 
 
 @router.get("/health", responses={503: {"description": "The database or the broker is down (same body)"}})
-def health(settings: SettingsDep) -> JSONResponse:
+def health(request: Request, settings: SettingsDep) -> JSONResponse:
     """The database, the broker and the live workers with their devices; 503 when the database or broker is down."""
-    report = health_report(settings)
+    report = health_report(settings, embedded_worker=getattr(request.app.state, "embedded_worker", None))
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
 

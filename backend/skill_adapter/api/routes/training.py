@@ -8,12 +8,14 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud, service
-from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.deps import EngineDep, EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.responses import model_response
 from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
 from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import InvalidParameterError
@@ -40,13 +42,14 @@ router = APIRouter(prefix="/api/training", tags=["training"])
 JobId = Annotated[str, "job id"]
 
 
-def _error(job: Job) -> ErrorBody | None:
+def _error(job: Job | Row[Any]) -> ErrorBody | None:
     if job.status != "failed" and not job.error_code:
         return None
     return ErrorBody(code=job.error_code or "training_failed", message=job.error_message or "")
 
 
-def job_status(job: Job) -> JobStatus:
+def job_status(job: Job | Row[Any]) -> JobStatus:
+    """The status answer, from the ORM object or a row of the jobs table (same names)."""
     return JobStatus(
         job_id=job.id,
         status=job.status,
@@ -170,12 +173,15 @@ def list_jobs(
         )
         for j in jobs
     ]
-    return JobsPublic(data=data, count=count)
+    return model_response(JobsPublic(data=data, count=count))
 
 
 @router.get("/{job_id}/status", response_model=JobStatus)
-def get_status(job_id: JobId, session: SessionDep) -> Any:
-    return job_status(crud.get_job(session=session, job_id=job_id))
+def get_status(job_id: JobId, engine: EngineDep) -> Any:
+    # A plain connection, opened and closed on this thread: the lightest read (see crud.job_row).
+    with engine.connect() as connection:
+        row = crud.job_row(connection=connection, job_id=job_id)
+    return model_response(job_status(row))
 
 
 @router.get("/{job_id}/logs", response_model=LogsPage)
@@ -188,10 +194,11 @@ def get_logs(
     """Log lines after the cursor, oldest first; pass ``next`` back as ``after`` to get only new lines."""
     crud.get_job(session=session, job_id=job_id)
     lines = crud.read_logs(session=session, job_id=job_id, after=after, limit=limit)
-    return LogsPage(
+    page = LogsPage(
         lines=[LogLinePublic(id=ln.id, ts=ln.ts, level=ln.level, message=ln.message) for ln in lines],
         next=lines[-1].id if lines else after,
     )
+    return model_response(page)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPage)
@@ -204,10 +211,11 @@ def get_metrics(
     """Metric points (loss, learning rate, eval loss, tokens/s, ETA, GPU) after the cursor."""
     crud.get_job(session=session, job_id=job_id)
     points = crud.read_metrics(session=session, job_id=job_id, after=after, limit=limit)
-    return MetricsPage(
+    page = MetricsPage(
         points=[MetricPointPublic.model_validate(p, from_attributes=True) for p in points],
         next=points[-1].id if points else after,
     )
+    return model_response(page)
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic)
@@ -224,7 +232,7 @@ def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
         )
         for row in rows
     ]
-    return CheckpointsPublic(data=data, count=len(data))
+    return model_response(CheckpointsPublic(data=data, count=len(data)))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus)

@@ -9,7 +9,7 @@ import {
   YAxis,
 } from 'recharts'
 import type { MetricPoint } from '../../api/types'
-import { lossRows } from './lossRows'
+import { lossAxis, lossRows } from './lossRows'
 import { formatNumber } from '../../lib/format'
 
 const HEIGHT = 240
@@ -31,6 +31,7 @@ export function LossChart({ points }: { points: MetricPoint[] }) {
   const train = rows.filter((r) => r.loss !== null)
   const evals = rows.filter((r) => r.eval_loss !== null)
   const last = train.at(-1)
+  const yAxis = lossAxis(rows)
   const summary = rows.length
     ? `${train.length} training-loss points, latest ${formatNumber(last?.loss)}; ${evals.length} validation-loss points`
     : 'no points yet'
@@ -43,7 +44,7 @@ export function LossChart({ points }: { points: MetricPoint[] }) {
           <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 4 }}>
             <CartesianGrid strokeDasharray="3 3" stroke="#d8dde6" />
             <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} />
-            <YAxis tickFormatter={tick} width={56} domain={['auto', 'auto']} />
+            <YAxis ticks={yAxis.ticks} domain={yAxis.domain} tickFormatter={yAxis.format} interval={0} width={56} />
             <Tooltip formatter={(value) => formatNumber(Number(value))} labelFormatter={(step) => `step ${step}`} />
             <Legend />
             <Line

@@ -16,6 +16,15 @@ const METRICS: { key: 'perplexity' | 'accuracy' | 'bleu' | 'chrf' | 'prompt_toke
   { key: 'prompt_tokens_per_call', label: 'Prompt tokens per call' },
 ]
 
+function metricLabel(key: string): string {
+  return METRICS.find((m) => m.key === key)?.label ?? key
+}
+
+/** Reports written before reasons were in words name the arm by its identifier. */
+function inWords(text: string): string {
+  return text.replaceAll('base_with_skill', 'base + SKILL.md')
+}
+
 function promptText(prompt: string | ChatMessage[]): string {
   return typeof prompt === 'string' ? prompt : prompt.map((m) => m.content).join('\n\n')
 }
@@ -82,6 +91,16 @@ export function EvaluationReportView({ report }: { report: EvaluationReport }) {
         {report.generation.max_new_tokens} new tokens.
         {report.skill_truncated ? ' The SKILL.md was truncated to fit the base model\'s context.' : ''}
       </p>
+      {report.notes && report.notes.length > 0 ? (
+        <div className="eval-notes" role="note" aria-label="Read this first">
+          <strong>Read this first</strong>
+          <ul>
+            {report.notes.map((note) => (
+              <li key={note}>{note}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
       <table className="arms">
         <caption>Metrics per arm</caption>
         <thead>
@@ -118,16 +137,17 @@ export function EvaluationReportView({ report }: { report: EvaluationReport }) {
         <tbody>
           {Object.entries(report.internalisation).map(([metric, value]) => (
             <tr key={metric}>
-              <th scope="row">{metric}</th>
-              <td>{value.ratio === null ? 'n/a' : value.ratio.toFixed(2)}</td>
-              <td className="muted">{value.reason ?? ''}</td>
+              <th scope="row">{metricLabel(metric)}</th>
+              <td>{value.ratio === null ? 'means nothing' : value.ratio.toFixed(2)}</td>
+              <td className="muted">{value.reason ? inWords(value.reason) : ''}</td>
             </tr>
           ))}
         </tbody>
       </table>
       <p className="muted">
-        Ratio = (adapter − base) / (base with the skill − base): 1 means the adapter does as well as the SKILL.md in
-        context, 0 no better than the base model. Prompt tokens saved per call:{' '}
+        Ratio = (adapter − base) / (base + SKILL.md − base): 1 means the adapter does as well as the SKILL.md in
+        context, 0 no better than the base model; "means nothing" when the SKILL.md barely moves the metric or no
+        arm wrote any text. Prompt tokens saved per call:{' '}
         <strong>{formatNumber(report.prompt_tokens_saved_per_call, 5)}</strong>.
       </p>
       <ExampleList title="Best examples" ids={report.best} report={report} arms={arms} />

@@ -214,7 +214,7 @@ describe('the job page', () => {
     const headers = within(table).getAllByRole('columnheader').map((h) => h.textContent)
     expect(headers).toEqual(['Metric', 'Base model', 'Base + SKILL.md in context', 'Adapter (no skill in context)'])
     expect(within(table).getByRole('row', { name: /chrF 10.25 40.75 38.5/ })).toBeInTheDocument()
-    expect(screen.getByRole('row', { name: /chrf 0.92/ })).toBeInTheDocument()
+    expect(screen.getByRole('row', { name: /chrF 0.92/ })).toBeInTheDocument()
     const best = screen.getByRole('region', { name: 'Best examples' })
     expect(within(best).getByText('fix: correct a typo')).toBeInTheDocument()
     const worst = screen.getByRole('region', { name: 'Worst examples' })

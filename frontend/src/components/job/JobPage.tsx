@@ -19,6 +19,7 @@ import { StatusBadge } from '../common/StatusBadge'
 import { GpuChart, LearningRateChart, LossChart } from './Charts'
 import { Checkpoints } from './Checkpoints'
 import { EvaluationPanel } from './EvaluationPanel'
+import { jobElapsedSeconds, useNow } from './elapsed'
 import { EvaluateOptionsForm } from './EvaluateOptions'
 import { EMPTY_EVALUATE_FORM, evaluateErrors, toEvaluateOptions } from './evaluateForm'
 import { LogTail } from './LogTail'
@@ -35,7 +36,8 @@ function lastValue(points: MetricPoint[], key: keyof MetricPoint): number | null
 function Summary({ job, points }: { job: JobStatus; points: MetricPoint[] }) {
   const terminal = isTerminal(job.status)
   const tokensPerSecond = lastValue(points, 'tokens_per_second')
-  const elapsed = lastValue(points, 'elapsed_seconds')
+  const now = useNow(job.status === 'running')
+  const elapsed = jobElapsedSeconds(job, now)
   const epoch = job.total_epochs ? Math.max(job.current_epoch, job.status === 'queued' ? 0 : 1) : 0
   return (
     <section className="panel" aria-labelledby="progress-title">
@@ -79,9 +81,9 @@ function Summary({ job, points }: { job: JobStatus; points: MetricPoint[] }) {
           <span className="stat-value">{formatNumber(tokensPerSecond, 4)}</span>
           <span className="stat-label">tokens/s</span>
         </div>
-        <div className="stat">
+        <div className="stat" title="Since a worker started the job: includes starting the training process and loading the model, not the time queued">
           <span className="stat-value">{formatDuration(elapsed)}</span>
-          <span className="stat-label">elapsed</span>
+          <span className="stat-label">elapsed since start</span>
         </div>
       </div>
       <dl className="facts">

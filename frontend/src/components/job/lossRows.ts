@@ -1,4 +1,5 @@
 import type { MetricPoint } from '../../api/types'
+import { niceTicks, type AxisTicks } from '../../lib/axis'
 
 export interface LossRow {
   step: number
@@ -17,4 +18,11 @@ export function lossRows(points: MetricPoint[]): LossRow[] {
     byStep.set(p.step, row)
   }
   return [...byStep.values()].sort((a, b) => a.step - b.step)
+}
+
+/** The loss chart's y-axis: ticks from the range of both curves, so a loss that barely moves still gets
+ * distinct labels (7.160, 7.165, not 7.17, 7.17). */
+export function lossAxis(rows: LossRow[]): AxisTicks {
+  const values = rows.flatMap((r) => [r.loss, r.eval_loss]).filter((v): v is number => v !== null && Number.isFinite(v))
+  return niceTicks(Math.min(...values), Math.max(...values))
 }
