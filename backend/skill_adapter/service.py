@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from skill_adapter import crud
+from skill_adapter.core.base_models import same_model
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import InvalidParameterError, PathOutsideRootError, SkillNotFoundError
@@ -149,7 +150,7 @@ def resolve_init_adapter(*, session: Session, job_id: str, model: str) -> str:
         raise InvalidParameterError(
             f"init_adapter {job_id!r}: its adapter_config.json is unreadable", field="init_adapter"
         ) from None
-    if base != model:
+    if not same_model(base, model):
         raise InvalidParameterError(
             f"init_adapter {job_id!r} was trained on {base!r}, but this server trains {model!r}; "
             "an adapter only continues on the base model it was trained on",

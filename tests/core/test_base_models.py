@@ -109,3 +109,41 @@ def test_resolution_imports_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_adapters_name_a_base_inside_the_checkout_relative_to_it(tmp_path: Path) -> None:
+    from skill_adapter.core.base_models import portable_model_path, same_model
+
+    checkout = tmp_path / "clone"
+    folder = checkout / ".skill-adapter" / "models" / "smollm2-135m-instruct"
+    folder.mkdir(parents=True)
+    recorded = portable_model_path(str(folder), cwd=checkout)
+    assert recorded == ".skill-adapter/models/smollm2-135m-instruct"
+    assert same_model(recorded, str(folder), cwd=checkout)
+    # The checkout moves: the recorded name still finds the base from the new root.
+    moved = tmp_path / "moved"
+    checkout.rename(moved)
+    assert (moved / recorded).is_dir()
+    assert same_model(recorded, str(moved / recorded), cwd=moved)
+    # Folders elsewhere and hub ids are kept as they are; different models never match.
+    elsewhere = tmp_path / "models" / "mine"
+    assert portable_model_path(str(elsewhere), cwd=moved) == str(elsewhere)
+    assert portable_model_path("Qwen/Qwen3-8B", cwd=moved) == "Qwen/Qwen3-8B"
+    assert not same_model("Qwen/Qwen3-8B", "Qwen/Qwen3-4B", cwd=moved)
+    assert not same_model(recorded, str(elsewhere), cwd=moved)
+
+
+def test_a_hub_name_without_owner_is_accepted_once_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    from skill_adapter.core.base_models import ModelNameError, check_model_name
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelNameError, match="openai-community/gpt2"):
+        check_model_name("gpt2")
+    snapshot = tmp_path / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--gpt2" / "refs").mkdir()
+    (tmp_path / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
+    assert check_model_name("gpt2") == "gpt2"

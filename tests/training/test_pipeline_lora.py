@@ -9,6 +9,7 @@ import pytest
 from safetensors.torch import load_file
 
 from skill_adapter import crud
+from skill_adapter.core.base_models import portable_model_path, same_model
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.pipeline import execute_job
@@ -60,7 +61,11 @@ def test_lora_job_trains_and_saves_a_loadable_adapter(settings: Settings, skills
 
     final = out / "final"
     config = json.loads((final / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == settings.model_name_or_path
+    # The embedded model lives inside the checkout: the adapter names it relative to the working
+    # directory (the repository root), so the name stays valid when the checkout moves.
+    recorded = config["base_model_name_or_path"]
+    assert recorded == portable_model_path(settings.model_name_or_path) and not Path(recorded).is_absolute()
+    assert same_model(recorded, settings.model_name_or_path)
     assert config["r"] == 16
     weights = load_file(final / "adapter_model.safetensors")
     lora_b = [t for name, t in weights.items() if "lora_B" in name]

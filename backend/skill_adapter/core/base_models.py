@@ -120,10 +120,40 @@ def check_model_name(value: str) -> str:
         return value
     if Path(value).is_dir():
         return value
+    if _hub_cached_folder(value) is not None:  # a hub id of the old kind, without owner (gpt2), already here
+        return value
     raise ModelNameError(
         f"{value!r} is not a built-in model name; built-in names: {', '.join(BUILTIN_MODELS)}. "
-        "Otherwise give a local model folder or a hub id such as Qwen/Qwen3-8B"
+        "Otherwise give a local model folder or a hub id such as Qwen/Qwen3-8B (an old hub name without "
+        "an owner, such as gpt2, is accepted once it is in the local Hugging Face cache; otherwise use its "
+        "owner/name form, e.g. openai-community/gpt2)"
     )
+
+
+def portable_model_path(path: str, cwd: Path | None = None) -> str:
+    """The base model as ``adapter_config.json`` records it: a folder under the working directory
+    becomes relative to it (``.skill-adapter/models/smollm2-135m-instruct``), so the adapter still names
+    its base after the checkout moves; anything else (a hub id, a folder elsewhere) is kept as it is."""
+    folder = Path(path)
+    if not folder.is_absolute():
+        return path
+    base = (cwd or Path.cwd()).resolve()
+    try:
+        return folder.resolve().relative_to(base).as_posix() or "."
+    except ValueError:
+        return path
+
+
+def same_model(recorded: str, configured: str, cwd: Path | None = None) -> bool:
+    """Whether a base model recorded by an adapter (maybe relative, see :func:`portable_model_path`) is the
+    configured one."""
+    if recorded == configured:
+        return True
+    base = (cwd or Path.cwd()).resolve()
+    recorded_path, configured_path = Path(recorded), Path(configured)
+    if not (recorded_path.is_absolute() or _looks_like_path(recorded) or (base / recorded_path).is_dir()):
+        return False  # a hub id that differs
+    return (base / recorded_path).resolve() == (base / configured_path).resolve()
 
 
 def folder_problem(folder: Path) -> str | None:

@@ -12,6 +12,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from skill_adapter.core.base_models import portable_model_path
 from skill_adapter.core.errors import TrainingError
 from skill_adapter.training.hardware import Hardware
 
@@ -86,6 +87,11 @@ def attach_adapter(model: PreTrainedModel, config: dict[str, Any]) -> PeftModel:
         peft_model = PeftModel.from_pretrained(model, config["init_adapter_path"], is_trainable=True)
     else:
         peft_model = get_peft_model(model, lora_config(config))
+    # What adapter_config.json will record as the base: relative when it is a folder under the working
+    # directory, so that the adapter and its base still match after the checkout moves.
+    for adapter_config in peft_model.peft_config.values():
+        if adapter_config.base_model_name_or_path:
+            adapter_config.base_model_name_or_path = portable_model_path(adapter_config.base_model_name_or_path)
     trainable, total = peft_model.get_nb_trainable_parameters()
     if trainable == 0:
         raise TrainingError(
