@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 
 from skill_adapter.core.base_models import converted_folder, is_converted, resolve_model
 from tests.conftest import EXAMPLE_SKILLS, REAL_MODEL
+from tests.e2e.noise import foreign_lines
 from tests.e2e.test_guide_loop import free_port, wait_for
 
 CONVERT_PATIENCE = 900  # a conversion takes 25 s on idle cores, minutes on a crowded machine
@@ -188,14 +190,20 @@ print("CHANGE", float((after - before).abs().max()))
     assert change > 1e-3, f"the adapter does not change the model's logits ({change})"
 
 
-def test_the_readme_command_on_the_real_model(real_models_dir: Path, real_model_path: Path, tmp_path: Path) -> None:
-    """`uv run skill-adapter train skills/commit-messages/SKILL.md` as a user runs it, in a fresh folder:
-    the default model, the README's defaults; it prints the adapter's path and the base-vs-adapter lines."""
+def test_the_readme_command_on_the_real_model(real_model_path: Path, tmp_path: Path) -> None:
+    """`uv run skill-adapter train skills/commit-messages/SKILL.md` as a user runs it, in a fresh folder with
+    nothing configured: the default model in the default place, the README's defaults. It prints the adapter's
+    path and the base-vs-adapter lines, no warning that is not ours, and the adapter still loads on its base
+    after the folder moves (issue 17: no absolute path into the clone)."""
     work = tmp_path / "clone"
-    work.mkdir()
-    (work / "skills").symlink_to(EXAMPLE_SKILLS, target_is_directory=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}  # nothing configured...
-    env.update(SKILL_ADAPTER_MODELS_DIR=str(real_models_dir), OMP_NUM_THREADS="2")  # ...but the shared conversion
+    (work / "skills").mkdir(parents=True)
+    for skill in EXAMPLE_SKILLS.iterdir():
+        (work / "skills" / skill.name).symlink_to(skill, target_is_directory=skill.is_dir())
+    # The session's conversion, placed where a fresh clone's first run puts its own (.skill-adapter/models/),
+    # linked rather than converted again; the ready marker comes along, so nothing is converted.
+    shutil.copytree(real_model_path, work / ".skill-adapter" / "models" / REAL_MODEL, copy_function=_link_or_copy)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}  # nothing configured
+    env["OMP_NUM_THREADS"] = "2"
     # One epoch (3 optimizer steps) instead of the default 3, through the documented setting, to fit CI's budget:
     # the same command, model, data and code path as the user's, a third of the training.
     env["SKILL_ADAPTER_NUM_EPOCHS"] = "1"
@@ -205,12 +213,13 @@ def test_the_readme_command_on_the_real_model(real_models_dir: Path, real_model_
         cwd=work, env=env, capture_output=True, text=True, timeout=TRAIN_PATIENCE,
     )  # fmt: skip
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert foreign_lines(out.stdout + out.stderr) == [], "warnings that are not ours in the README's command"
     lines = out.stdout.splitlines()
     assert lines[0].startswith("job train-") and lines[0].endswith(f"on {REAL_MODEL}")
     adapter_lines = [line for line in lines if line.startswith("succeeded: adapter in checkpoints/train-")]
     assert len(adapter_lines) == 1
-    adapter = work / adapter_lines[0].removeprefix("succeeded: adapter in ")
-    assert (adapter / "adapter_model.safetensors").is_file()
+    relative_adapter = adapter_lines[0].removeprefix("succeeded: adapter in ")
+    assert (work / relative_adapter / "adapter_model.safetensors").is_file()
     shown = {  # the indented "label: text" lines (other indented lines, such as the start-up notes, have no label)
         line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
         for line in lines
@@ -218,3 +227,28 @@ def test_the_readme_command_on_the_real_model(real_models_dir: Path, real_model_
     }
     assert shown.get("prompt") and shown.get("base") and shown.get("adapter"), out.stdout[-2000:]
     assert any(line.startswith("load it: PeftModel.from_pretrained(") for line in lines)
+
+    # The README's snippet, run from the checkout's new place: the recorded base is relative to the root.
+    config = json.loads((work / relative_adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == f".skill-adapter/models/{REAL_MODEL}"
+    moved = tmp_path / "moved-clone"
+    work.rename(moved)
+    snippet = f"""
+import json
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+adapter = {relative_adapter!r}
+base = json.load(open(f"{{adapter}}/adapter_config.json"))["base_model_name_or_path"]
+tokenizer = AutoTokenizer.from_pretrained(base)
+model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter)
+print("LOADED", type(model).__name__)
+"""
+    loaded = subprocess.run([sys.executable, "-c", snippet], cwd=moved, capture_output=True, text=True, timeout=600)
+    assert loaded.returncode == 0 and "LOADED PeftModelForCausalLM" in loaded.stdout, loaded.stderr[-3000:]
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
