@@ -1,4 +1,6 @@
-"""``skill-adapter``: serve | worker | train | evaluate | preview | db | doctor."""
+"""``skill-adapter``: serve | serve-models | worker | train | evaluate | export | export-vllm | preview | db | doctor.
+
+One subcommand per verb; each imports what it needs when it runs."""
 
 from __future__ import annotations
 
@@ -53,6 +55,15 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 3.0) -> None:
         proc.wait()
 
 
+def start_model_server(host: str, port: int) -> subprocess.Popen[bytes]:
+    """``skill-adapter serve-models`` in a child process that dies with this one (the API never loads a model)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "skill_adapter.cli", "serve-models", "--host", host, "--port", str(port)],
+        preexec_fn=_die_with_parent,
+        start_new_session=True,
+    )
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from skill_adapter.api.main import create_app, run_server
     from skill_adapter.core.db import init_db
@@ -60,12 +71,76 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     init_db(settings)
     worker = None if args.no_worker else start_embedded_worker()
+    model_server = None
+    model_server_url = settings.model_server_url
+    if model_server_url is None and not args.no_model_server:
+        model_server = start_model_server("127.0.0.1", args.model_server_port)
+        model_server_url = f"http://127.0.0.1:{args.model_server_port}"
     try:
-        app = create_app(settings, embedded_worker=EmbeddedWorker(worker) if worker is not None else None)
+        app = create_app(
+            settings,
+            embedded_worker=EmbeddedWorker(worker) if worker is not None else None,
+            model_server_url=model_server_url,
+        )
         run_server(app, host=args.host, port=args.port)
     finally:
-        if worker is not None:
-            stop_process(worker)
+        for child in (worker, model_server):
+            if child is not None:
+                stop_process(child)
+    return 0
+
+
+def cmd_serve_models(args: argparse.Namespace, settings: Settings) -> int:
+    """The model server alone: OpenAI-compatible /v1 over the base model and every succeeded adapter."""
+    import uvicorn
+
+    from skill_adapter.core.db import init_db
+    from skill_adapter.serving.server import create_model_server
+
+    init_db(settings)
+    print(f"model server on http://{args.host}:{args.port}/v1, base model {settings.base_model().name}", flush=True)
+    uvicorn.run(create_model_server(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Merge a job's adapter into its base model and save a standalone model (safetensors + tokenizer)."""
+    from skill_adapter.core.db import init_db
+    from skill_adapter.core.errors import SkillAdapterError
+    from skill_adapter.serving.vllm import adapters_for
+
+    init_db(settings)
+    try:
+        (adapter,) = adapters_for([args.job_id], settings=settings)
+    except SkillAdapterError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    out = Path(args.merged).expanduser()
+    if out.exists() and any(out.iterdir()) and not args.force:
+        print(f"error: {out} exists and is not empty (pass --force to write into it)", file=sys.stderr)
+        return 2
+    print(f"merging {adapter.path} into its base model {adapter.base} ...", flush=True)
+    from skill_adapter.serving.export import export_merged
+
+    export_merged(adapter.path, out)
+    print(f"wrote {out}: load it with AutoModelForCausalLM.from_pretrained({str(out)!r})")
+    return 0
+
+
+def cmd_export_vllm(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the ``vllm serve`` command that serves the chosen adapters beside their base model."""
+    from skill_adapter.core.db import init_db
+    from skill_adapter.core.errors import SkillAdapterError
+    from skill_adapter.serving.vllm import adapters_for, vllm_command
+
+    init_db(settings)
+    try:
+        adapters = adapters_for(args.models, settings=settings)
+        command = vllm_command(adapters, port=args.port)
+    except SkillAdapterError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    print(json.dumps(command, indent=2) if args.json else command["shell"])
     return 0
 
 
@@ -344,7 +419,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="the API alone (workers run elsewhere)")
+    serve.add_argument(
+        "--no-model-server", action="store_true", help="start no model server (/v1 then needs MODEL_SERVER_URL)"
+    )
+    serve.add_argument("--model-server-port", type=int, default=8001, help="port of the model server it starts")
     serve.set_defaults(func=cmd_serve)
+
+    serve_models = sub.add_parser("serve-models", help="the model server alone: OpenAI-compatible /v1")
+    serve_models.add_argument("--host", default="127.0.0.1")
+    serve_models.add_argument("--port", type=int, default=8001)
+    serve_models.set_defaults(func=cmd_serve_models)
+
+    export = sub.add_parser("export", help="merge a job's adapter into its base: a standalone model folder")
+    export.add_argument("job_id", help="a succeeded job's id (or a skill name: its newest adapter)")
+    export.add_argument("--merged", required=True, metavar="OUT", help="the folder to write")
+    export.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    export.set_defaults(func=cmd_export)
+
+    export_vllm = sub.add_parser("export-vllm", help="print the vllm serve command for the chosen adapters")
+    export_vllm.add_argument("models", nargs="+", help="job ids or skill names")
+    export_vllm.add_argument("--port", type=int, default=8000)
+    export_vllm.add_argument("--json", action="store_true", help="print the command's parts as JSON")
+    export_vllm.set_defaults(func=cmd_export_vllm)
 
     worker = sub.add_parser("worker", help="a Celery worker alone")
     worker.add_argument("--queues", default="training,evaluation", help="comma-separated: training, evaluation")

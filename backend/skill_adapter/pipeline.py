@@ -205,6 +205,11 @@ def _train(
     result = train_adapter(config=config, dataset=dataset, output_dir=output_dir, reporter=reporter)
     if result.cancelled:
         return "cancelled", None, None
+    from skill_adapter.serving.card import write_model_card
+
+    write_model_card(
+        Path(str(result.adapter_path)), job_id=job_id, skill_name=job.skill_name, skill_path=skill_path, config=config
+    )
     return "succeeded", None, str(result.adapter_path)
 
 

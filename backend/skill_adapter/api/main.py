@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 
 from skill_adapter.api.errors import error_response, install_error_handlers
-from skill_adapter.api.routes import evaluation, skills, system, training
+from skill_adapter.api.routes import evaluation, openai_compat, skills, system, training
 from skill_adapter.core.config import Settings, load_settings
 from skill_adapter.core.db import get_engine, init_db, session_factory
 from skill_adapter.health import EmbeddedWorker
@@ -98,11 +98,13 @@ def create_app(
     run_sweeper: bool = True,
     dashboard: Path | None = None,
     embedded_worker: EmbeddedWorker | None = None,
+    model_server_url: str | None = None,
 ) -> FastAPI:
     """Build the API. ``enqueue`` defaults to sending the job id to Celery by task name.
 
     ``dashboard`` is the built dashboard's folder (default: :func:`dashboard_dir`); it is served at ``/``
     when it exists. ``embedded_worker`` is the worker process ``serve`` started, which health reports on.
+    ``model_server_url`` is where ``/v1`` forwards to (default: ``SKILL_ADAPTER_MODEL_SERVER_URL``).
     """
     settings = settings or load_settings()
     if enqueue is None:
@@ -134,10 +136,12 @@ def create_app(
     app.state.session_factory = session_factory(settings)
     app.state.enqueue = enqueue
     app.state.embedded_worker = embedded_worker
+    app.state.model_server_url = model_server_url or settings.model_server_url
     install_error_handlers(app)
     app.include_router(training.router)
     app.include_router(evaluation.router)
     app.include_router(system.router)
     app.include_router(skills.router)
+    app.include_router(openai_compat.router)
     mount_dashboard(app, dashboard or dashboard_dir())
     return app

@@ -102,6 +102,21 @@ class Settings(BaseSettings):
     )
     trust_remote_code: bool = False
 
+    # Serving (the model server behind /v1)
+    model_server_url: str | None = Field(
+        default=None,
+        description="Where the API's /v1 reaches the model server; unset: `serve` starts one on 127.0.0.1",
+    )
+    max_loaded_adapters: int = Field(
+        default=8, ge=1, le=1024, description="Adapters the model server keeps loaded (least recently used out)"
+    )
+    serving_queue_size: int = Field(
+        default=32, ge=1, le=100_000, description="Chat requests in flight (running or waiting) before 429"
+    )
+    serving_max_tokens: int = Field(
+        default=512, ge=1, le=1_000_000, description="New tokens per chat answer when max_tokens is not given"
+    )
+
     @field_validator("model", "models_dir", mode="before")
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:
@@ -121,7 +136,7 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
-    @field_validator("gradient_checkpointing", "eval_steps", mode="before")
+    @field_validator("gradient_checkpointing", "eval_steps", "model_server_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

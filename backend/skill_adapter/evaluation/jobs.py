@@ -181,6 +181,16 @@ def run_claimed_evaluation(evaluation_id: str, *, settings: Settings) -> str:
         _write(folder / "report.json", json.dumps(report, indent=2, ensure_ascii=False))
         _write(folder / "report.md", markdown)
         _write(output_dir / "evaluation.md", markdown)  # the latest report, beside the adapter
+        from skill_adapter.serving.card import write_model_card
+
+        write_model_card(
+            adapter_path,
+            job_id=job_id,
+            skill_name=skill_name,
+            skill_path=skill_path,
+            config=job_config,
+            report=report,
+        )
         status, error = "succeeded", None
     except SkillAdapterError as exc:
         status, report, error = "failed", None, exc.to_dict()

@@ -1,0 +1,108 @@
+"""``/v1``: the model server's OpenAI-compatible API, reached through the API (which never loads a model).
+
+Requests are forwarded as they are; answers come back as they are, server-sent events included, chunk by
+chunk. A client that goes away mid-stream closes the upstream stream, which stops the generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+
+from skill_adapter.serving.protocol import openai_error
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+MAX_BODY_BYTES = 4_000_000
+PASSED_HEADERS = ("content-type", "retry-after", "cache-control")
+
+
+def _client(app: FastAPI) -> Any:
+    client = getattr(app.state, "model_server_client", None)
+    if client is None:
+        import httpx  # imported on first use: the API starts without it
+
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=10.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=32),
+        )
+        app.state.model_server_client = client
+    return client
+
+
+async def _forward(request: Request, path: str) -> Response:
+    import httpx
+
+    url = getattr(request.app.state, "model_server_url", None)
+    if not url:
+        return openai_error(
+            503,
+            "model_server_not_configured",
+            "No model server: start the API with `skill-adapter serve` (it starts one) or set "
+            "SKILL_ADAPTER_MODEL_SERVER_URL to a running `skill-adapter serve-models`",
+        )
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return openai_error(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes")
+    client = _client(request.app)
+    upstream = client.build_request(
+        request.method,
+        url.rstrip("/") + path,
+        content=body,
+        params=request.query_params,
+        headers={"content-type": request.headers.get("content-type", "application/json")},
+    )
+    try:
+        response = await client.send(upstream, stream=True)
+    except httpx.TransportError as exc:
+        return openai_error(
+            503,
+            "model_server_unavailable",
+            f"The model server at {url} cannot be reached ({type(exc).__name__}); it may still be starting",
+            retry_after=5,
+        )
+    headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        return StreamingResponse(_relay(response), status_code=response.status_code, headers=headers)
+    try:
+        content = await response.aread()
+    finally:
+        await response.aclose()
+    return Response(content, status_code=response.status_code, headers=headers)
+
+
+async def _relay(response: Any) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):  # closing must happen even when the client's cancel got us here
+            await response.aclose()
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Response:
+    """The base model and every succeeded adapter (``parent`` is its base; ``loaded`` marks loaded ones)."""
+    return await _forward(request, "/v1/models")
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    """OpenAI's chat completions; ``model`` is the base model's name, a job id or a skill name."""
+    return await _forward(request, "/v1/chat/completions")
+
+
+@router.post("/load_lora_adapter")
+async def load_lora_adapter(request: Request) -> Response:
+    """vLLM's admin call: load an adapter now (``{"lora_name": job id or skill name}``)."""
+    return await _forward(request, "/v1/load_lora_adapter")
+
+
+@router.post("/unload_lora_adapter")
+async def unload_lora_adapter(request: Request) -> Response:
+    """vLLM's admin call: unload an adapter (``{"lora_name": ...}``)."""
+    return await _forward(request, "/v1/unload_lora_adapter")
