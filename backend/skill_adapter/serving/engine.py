@@ -166,7 +166,9 @@ class Engine:
             generator = torch.Generator(device=self.device).manual_seed(request.seed)
         ids = torch.tensor([request.prompt_ids], device=self.device)
         out = model(input_ids=ids, use_cache=True)
-        past, logits = out.past_key_values, out.logits[0, -1]
+        # transformers 5.2x names the KV cache ``cache`` (``past_key_values`` before, now deprecated).
+        cache_name = "cache" if "cache" in out else "past_key_values"
+        past, logits = out[cache_name], out.logits[0, -1]
         generated: list[int] = []
         sent = ""
         for _ in range(request.max_tokens):
@@ -189,8 +191,9 @@ class Engine:
             delta = text[len(sent) : ready] if ready > len(sent) else ""
             sent += delta
             emit(Step(delta, entry))
-            out = model(input_ids=torch.tensor([[token]], device=self.device), past_key_values=past, use_cache=True)
-            past, logits = out.past_key_values, out.logits[0, -1]
+            step = torch.tensor([[token]], device=self.device)
+            out = model(input_ids=step, use_cache=True, **{cache_name: past})
+            past, logits = out[cache_name], out.logits[0, -1]
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
         if len(text) > len(sent):
             emit(Step(text[len(sent) :], None, counts=False))
