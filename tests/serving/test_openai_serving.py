@@ -76,9 +76,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
         while True:
             assert proc.poll() is None, "skill-adapter serve exited"
             try:
-                if httpx.get(f"{models}/health", timeout=2).json()["status"] == "ok":
-                    if httpx.get(f"{api}/v1/models", timeout=2).status_code == 200:
-                        break
+                ready = httpx.get(f"{models}/health", timeout=2).json()["status"] == "ok"
+                if ready and httpx.get(f"{api}/v1/models", timeout=2).status_code == 200:
+                    break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "the model server did not become ready"

@@ -67,6 +67,8 @@ def test_lora_job_trains_and_saves_a_loadable_adapter(settings: Settings, skills
     assert recorded == portable_model_path(settings.model_name_or_path) and not Path(recorded).is_absolute()
     assert same_model(recorded, settings.model_name_or_path)
     assert config["r"] == 16
+    card = (final / "README.md").read_text()  # our model card replaces PEFT's placeholder
+    assert "SKILL.md sha256" in card and "| lora_r | 16 |" in card and "Not evaluated yet" in card
     weights = load_file(final / "adapter_model.safetensors")
     lora_b = [t for name, t in weights.items() if "lora_B" in name]
     assert lora_b and all(t.abs().sum() > 0 for t in lora_b), "LoRA B starts at zero and must have moved"
