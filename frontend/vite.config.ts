@@ -13,6 +13,7 @@ export default defineConfig({
     port: 5173,
     proxy: {
       '/api': { target: api, changeOrigin: true },
+      '/v1': { target: api, changeOrigin: true },
       '/docs': { target: api, changeOrigin: true },
       '/openapi.json': { target: api, changeOrigin: true },
     },

@@ -82,6 +82,7 @@ describe('the job page', () => {
   it('shows progress, curves, log, checkpoints, and stops polling once the job is terminal', async () => {
     let current = status()
     const api = mockApi({
+      'GET /v1/models': { body: { object: 'list', data: [] } },
       [`GET ${BASE}/status`]: () => ({ body: current }),
       [`GET ${BASE}/metrics`]: (call) => ({
         body: call.path.includes('after=0')
@@ -129,6 +130,7 @@ describe('the job page', () => {
       { body: status({ status: 'succeeded', progress: 1 }) },
     ]
     mockApi({
+      'GET /v1/models': { body: { object: 'list', data: [] } },
       [`GET ${BASE}/status`]: () => answers.shift() ?? { body: status({ status: 'succeeded', progress: 1 }) },
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
@@ -145,6 +147,7 @@ describe('the job page', () => {
 
   it('reports GPU use when the metrics have it', async () => {
     mockApi({
+      'GET /v1/models': { body: { object: 'list', data: [] } },
       [`GET ${BASE}/status`]: { body: status({ status: 'cancelled' }) },
       [`GET ${BASE}/metrics`]: { body: { points: [point(1, 1, { gpu_utilization: 87, gpu_memory_mb: 20480 })], next: 1 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
@@ -157,6 +160,7 @@ describe('the job page', () => {
 
   it('cancels a running job and shows a failed job\'s error', async () => {
     const api = mockApi({
+      'GET /v1/models': { body: { object: 'list', data: [] } },
       [`GET ${BASE}/status`]: { body: status() },
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
@@ -177,6 +181,7 @@ describe('the job page', () => {
     let evaluation: unknown = null
     let refuse = true
     const api = mockApi({
+      'GET /v1/models': { body: { object: 'list', data: [] } },
       [`GET ${BASE}/status`]: { body: status({ status: 'succeeded', progress: 1 }) },
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
@@ -231,6 +236,7 @@ describe('the job page', () => {
     const older = { ...summary('eval-old', '2026-11-26T08:02:00Z'), report: { ...REPORT, num_examples: 7 } }
     const newer = { ...summary('eval-new', '2026-11-26T09:02:00Z'), report: { ...REPORT, num_examples: 3 } }
     const api = mockApi({
+      'GET /v1/models': { body: { object: 'list', data: [] } },
       [`GET ${BASE}/status`]: { body: status({ status: 'succeeded', progress: 1 }) },
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },

@@ -24,6 +24,7 @@ import { EvaluateOptionsForm } from './EvaluateOptions'
 import { EMPTY_EVALUATE_FORM, evaluateErrors, toEvaluateOptions } from './evaluateForm'
 import { LogTail } from './LogTail'
 import { ScrollText } from '../common/ScrollText'
+import { TryItPanel } from './TryItPanel'
 
 function lastValue(points: MetricPoint[], key: keyof MetricPoint): number | null {
   for (let i = points.length - 1; i >= 0; i--) {
@@ -231,6 +232,7 @@ export function JobPage() {
           </details>
         </div>
       </div>
+      {succeeded ? <TryItPanel jobId={jobId} /> : null}
       <EvaluationPanel
         evaluation={evaluation.data}
         error={evaluation.error}
