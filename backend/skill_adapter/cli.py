@@ -55,10 +55,20 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 3.0) -> None:
         proc.wait()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def start_model_server(host: str, port: int) -> subprocess.Popen[bytes]:
-    """``skill-adapter serve-models`` in a child process that dies with this one (the API never loads a model)."""
+    """``skill-adapter serve-models`` in a child process that dies with this one (the API never loads a model).
+    It loads the base model on the first request that needs it, not while the machine may be training."""
+    cmd = [sys.executable, "-m", "skill_adapter.cli", "serve-models", "--host", host, "--port", str(port), "--lazy"]
     return subprocess.Popen(
-        [sys.executable, "-m", "skill_adapter.cli", "serve-models", "--host", host, "--port", str(port)],
+        cmd,
         preexec_fn=_die_with_parent,
         start_new_session=True,
     )
@@ -74,8 +84,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     model_server = None
     model_server_url = settings.model_server_url
     if model_server_url is None and not args.no_model_server:
-        model_server = start_model_server("127.0.0.1", args.model_server_port)
-        model_server_url = f"http://127.0.0.1:{args.model_server_port}"
+        port = args.model_server_port or free_port()
+        model_server = start_model_server("127.0.0.1", port)
+        model_server_url = f"http://127.0.0.1:{port}"
     try:
         app = create_app(
             settings,
@@ -99,7 +110,7 @@ def cmd_serve_models(args: argparse.Namespace, settings: Settings) -> int:
 
     init_db(settings)
     print(f"model server on http://{args.host}:{args.port}/v1, base model {settings.base_model().name}", flush=True)
-    uvicorn.run(create_model_server(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_model_server(settings, preload=not args.lazy), host=args.host, port=args.port, log_level="info")
     return 0
 
 
@@ -422,12 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-model-server", action="store_true", help="start no model server (/v1 then needs MODEL_SERVER_URL)"
     )
-    serve.add_argument("--model-server-port", type=int, default=8001, help="port of the model server it starts")
+    serve.add_argument(
+        "--model-server-port", type=int, default=None, help="port of the model server it starts (default: a free one)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     serve_models = sub.add_parser("serve-models", help="the model server alone: OpenAI-compatible /v1")
     serve_models.add_argument("--host", default="127.0.0.1")
     serve_models.add_argument("--port", type=int, default=8001)
+    serve_models.add_argument("--lazy", action="store_true", help="load the base model on the first request")
     serve_models.set_defaults(func=cmd_serve_models)
 
     export = sub.add_parser("export", help="merge a job's adapter into its base: a standalone model folder")

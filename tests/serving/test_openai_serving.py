@@ -76,8 +76,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
         while True:
             assert proc.poll() is None, "skill-adapter serve exited"
             try:
-                ready = httpx.get(f"{models}/health", timeout=2).json()["status"] == "ok"
-                if ready and httpx.get(f"{api}/v1/models", timeout=2).status_code == 200:
+                # `serve` starts its model server lazy: the base model loads on the first request needing it
+                idle = httpx.get(f"{models}/health", timeout=2).json()["status"] == "idle"
+                if idle and httpx.get(f"{api}/v1/models", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -153,7 +154,11 @@ def test_skill_arm_pays_for_the_skill_tokens(service: dict[str, object]) -> None
     messages = [{"role": "user", "content": "hello"}]
     plain = client.chat.completions.create(model="tiny", messages=messages, max_tokens=2, temperature=0)  # type: ignore[arg-type]
     skilled = client.chat.completions.create(
-        model="tiny", messages=messages, max_tokens=2, temperature=0, extra_body={"with_skill": "alpha-skill"}  # type: ignore[arg-type]
+        model="tiny",
+        messages=messages,
+        max_tokens=2,
+        temperature=0,
+        extra_body={"with_skill": "alpha-skill"},  # type: ignore[arg-type]
     )
     assert skilled.usage.prompt_tokens > plain.usage.prompt_tokens + 100  # type: ignore[union-attr]
 

@@ -38,7 +38,7 @@ from skill_adapter.serving.protocol import (
 
 log = logging.getLogger(__name__)
 
-READY_WAIT_SECONDS = 30.0
+READY_WAIT_SECONDS = 120.0  # a first request waits this long for the base model to load, then gets 503
 
 
 class ModelServer:
@@ -49,11 +49,21 @@ class ModelServer:
         self.catalog = Catalog(settings)
         self.engine: Any = engine
         self.ready = threading.Event()
+        self.loading = threading.Lock()
+        self.load_started = False
         self.load_error: str | None = None
         self.admitted = 0
         self.started = int(time.time())
         if engine is not None:
             self.ready.set()
+
+    def start_loading(self) -> None:
+        """Load the base model on a thread, once."""
+        with self.loading:
+            if self.load_started:
+                return
+            self.load_started = True
+        threading.Thread(target=self.load_engine, name="load-base-model", daemon=True).start()
 
     def load_engine(self) -> None:
         from skill_adapter.serving.engine import Engine
@@ -74,6 +84,7 @@ class ModelServer:
             self.ready.set()
 
     async def wait_ready(self) -> Any:
+        self.start_loading()
         deadline = time.monotonic() + READY_WAIT_SECONDS
         while not self.ready.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -86,6 +97,8 @@ class ModelServer:
     def health(self) -> dict[str, Any]:
         engine = self.engine
         status = "failed" if self.load_error else "ok" if engine is not None else "loading"
+        if status == "loading" and not self.load_started:
+            status = "idle"  # loads on the first request that needs the model
         return {
             "status": status,
             "base_model": self.catalog.base_name,
@@ -130,14 +143,15 @@ class ModelServer:
         return {"object": "list", "data": data}
 
 
-def create_model_server(settings: Settings, *, engine: Any = None, load: bool = True) -> FastAPI:
-    """The model server's app. ``engine`` injects a ready engine (tests); else one loads at start-up."""
+def create_model_server(settings: Settings, *, engine: Any = None, preload: bool = True) -> FastAPI:
+    """The model server's app. ``engine`` injects a ready engine; else the base model loads at start-up
+    (``preload``) or on the first request that needs it."""
     server = ModelServer(settings, engine=engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if engine is None and load:
-            threading.Thread(target=server.load_engine, name="load-base-model", daemon=True).start()
+        if engine is None and preload:
+            server.start_loading()
         yield
 
     app = FastAPI(title="Agent Skill Adapter model server", version="0.1.0", lifespan=lifespan)
