@@ -242,6 +242,36 @@ try {
     await page.locator('figure.chart', { hasText: 'Loss' }).locator('path.recharts-line-curve').first().waitFor()
   })
 
+  await step('Try it answers one prompt side by side: base, base + SKILL.md, adapter', async () => {
+    const panel = page.locator('section', { has: page.getByRole('heading', { name: 'Try it' }) })
+    await panel.getByLabel('Prompt').fill('Write a commit message for: fix the login redirect loop')
+    const ask = panel.getByRole('button', { name: 'Ask all three' })
+    await ask.waitFor()
+    // The button waits for /v1/models (the model server's list) to name the base model.
+    const enabledBy = Date.now() + 60_000
+    while (await ask.isDisabled()) {
+      expect(Date.now() < enabledBy, 'Ask all three stayed disabled: /v1/models named no base model')
+      await page.waitForTimeout(250)
+    }
+    await ask.click()
+    const tokens = {}
+    for (const arm of ['Base model', 'Base + SKILL.md', 'Adapter']) {
+      const article = panel.getByRole('article', { name: arm })
+      const failed = article.getByRole('alert')
+      const usage = article.getByText(/\d+ prompt tokens ·/)
+      await Promise.race([
+        usage.waitFor({ timeout: 180_000 }),
+        failed.waitFor({ timeout: 180_000 }).then(async () => {
+          throw new Error(`${arm} failed: ${await failed.innerText()}`)
+        }),
+      ])
+      tokens[arm] = Number((await usage.innerText()).split(' ')[0])
+    }
+    expect(tokens['Base + SKILL.md'] > tokens['Adapter'] + 100, `the skill arm should pay for the skill: ${JSON.stringify(tokens)}`)
+    expect(tokens['Base model'] === tokens['Adapter'], `base and adapter read the same prompt: ${JSON.stringify(tokens)}`)
+    await screenshot('job-page-try-it.png')
+  })
+
   await step('Evaluate runs an evaluation and shows the three arms', async () => {
     await page.getByText('Evaluation options').click()
     await page.getByLabel('Examples').fill('4')
