@@ -57,6 +57,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
         skill_file.write_text(SKILL.format(name=name, word=word, body=f"Always answer {word}. " * 40))
         _job(settings, f"train-{word}", name, adapter, skill_file, age)
     _job(settings, "train-other", "other-skill", other, root / "alpha-skill" / "SKILL.md", 1)
+    pickled = root / "ck" / "train-pickled" / "final"  # weights only as a pickle: never loaded
+    pickled.mkdir(parents=True)
+    shutil.copy(alpha / "adapter_config.json", pickled)
+    (pickled / "adapter_model.bin").write_bytes(b"not loaded")
+    _job(settings, "train-pickled", "pickled-skill", pickled, root / "alpha-skill" / "SKILL.md", 4)
 
     api_port, model_port = free_port(), free_port()
     env = {
@@ -171,6 +176,9 @@ def test_bad_requests_get_openai_errors(service: dict[str, object]) -> None:
     with pytest.raises(openai.ConflictError) as mismatch:
         _ask(client, "train-other")
     assert mismatch.value.code == "adapter_base_mismatch"
+    with pytest.raises(openai.UnprocessableEntityError) as pickled:
+        _ask(client, "pickled-skill", stream=True)
+    assert pickled.value.code == "adapter_not_safetensors"
     with pytest.raises(openai.BadRequestError) as too_long:
         client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=10**6)
     assert too_long.value.code == "context_length_exceeded"

@@ -56,6 +56,10 @@ class Generation:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+class AdapterLoadError(RuntimeError):
+    """An adapter that would not load onto the base model (its cause says why)."""
+
+
 class Engine:
     """The base model, its tokenizer, and the adapters loaded on it."""
 
@@ -142,7 +146,10 @@ class Engine:
             else:
                 yield self.model
             return
-        self._load(*adapter)
+        try:
+            self._load(*adapter)
+        except Exception as exc:
+            raise AdapterLoadError(str(exc)) from exc
         self.model.set_adapter(adapter[0])
         yield self.model
 

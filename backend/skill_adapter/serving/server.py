@@ -277,6 +277,7 @@ class Prepared:
 
 def _prepare(server: ModelServer, engine: Any, body: ChatCompletionRequest) -> Prepared:
     """Resolve the model, render and measure the prompt, and load the adapter (may wait for the engine)."""
+    from skill_adapter.evaluation.jobs import check_adapter_folder
     from skill_adapter.serving.engine import Generation, engine_error
 
     adapter = server.catalog.resolve(body.model)
@@ -307,8 +308,10 @@ def _prepare(server: ModelServer, engine: Any, body: ChatCompletionRequest) -> P
         )
     max_tokens = wanted or min(room, server.settings.serving_max_tokens)
     if adapter is not None:
+        # Checked here, without waiting for the engine's lock (held while another request decodes), so a
+        # missing or pickled adapter is a clear 4xx before any stream starts; it loads when its turn comes.
         try:
-            engine.load(adapter.id, str(adapter.path))
+            check_adapter_folder(adapter.path)
         except Exception as exc:
             raise engine_error(exc) from None
     generation = Generation(
@@ -377,6 +380,11 @@ async def _complete(engine: Any, body: ChatCompletionRequest, prepared: Prepared
     finally:
         prepared.generation.cancel.set()  # stop the thread if this coroutine was cancelled
     if isinstance(reason, Exception):
+        from skill_adapter.serving.engine import AdapterLoadError, engine_error
+
+        if isinstance(reason, AdapterLoadError):
+            cause = reason.__cause__
+            raise engine_error(cause if isinstance(cause, Exception) else reason)
         raise ServingError(500, "generation_failed", f"Generation failed: {type(reason).__name__}: {reason}")
     return {
         "id": prepared.id,
