@@ -23,6 +23,7 @@ from peft import PeftModel
 
 from skill_adapter.evaluation.jobs import check_adapter_folder
 from skill_adapter.serving.protocol import ServingError
+from skill_adapter.serving.text import first_stop, held_back
 from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import load_base_model, load_tokenizer
@@ -184,15 +185,16 @@ class Engine:
             logprobs = torch.log_softmax(logits.float(), dim=-1)
             token = self._choose(logits, request, generator)
             if token in self.stop_ids:
+                self._flush(generated, sent, emit)  # text held back for a stop string that never came
                 return "stop"
             generated.append(token)
             entry = self._logprob_entry(token, logprobs, request.top_logprobs)
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
-            stop_at = _first_stop(text, request.stops)
+            stop_at = first_stop(text, request.stops)
             if stop_at is not None:
                 emit(Step(text[len(sent) : stop_at] if stop_at > len(sent) else "", entry))
                 return "stop"
-            ready = len(text) - _held_back(text, request.stops)
+            ready = len(text) - held_back(text, request.stops)
             if text.endswith("\ufffd"):  # a character split across tokens: wait for the rest
                 ready = min(ready, len(text) - 1)
             delta = text[len(sent) : ready] if ready > len(sent) else ""
@@ -201,10 +203,13 @@ class Engine:
             step = torch.tensor([[token]], device=self.device)
             out = model(input_ids=step, use_cache=True, **{cache_name: past})
             past, logits = out[cache_name], out.logits[0, -1]
+        self._flush(generated, sent, emit)
+        return "length"
+
+    def _flush(self, generated: list[int], sent: str, emit: Callable[[Step], None]) -> None:
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
         if len(text) > len(sent):
             emit(Step(text[len(sent) :], None, counts=False))
-        return "length"
 
     @staticmethod
     def _choose(logits: torch.Tensor, request: Generation, generator: torch.Generator | None) -> int:
@@ -231,22 +236,6 @@ class Engine:
     def _token_logprob(self, token: int, logprob: float) -> dict[str, Any]:
         text = self.tokenizer.decode([token])
         return {"token": text, "logprob": max(logprob, -9999.0), "bytes": list(text.encode("utf-8"))}
-
-
-def _first_stop(text: str, stops: list[str]) -> int | None:
-    positions = [text.find(s) for s in stops if s in text]
-    return min(positions) if positions else None
-
-
-def _held_back(text: str, stops: list[str]) -> int:
-    """How many trailing characters of ``text`` could be the start of a stop string (not sent yet)."""
-    longest = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:size]):
-                longest = max(longest, size)
-                break
-    return longest
 
 
 def engine_error(exc: Exception) -> ServingError:
