@@ -1,4 +1,4 @@
-"""``skill-adapter serve``: its embedded worker stops on Ctrl-C and dies with it after kill -9."""
+"""``skill-adapter serve``: its embedded worker and model server stop on Ctrl-C and die with it after kill -9."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def start_serve(tmp_path: Path, skills_root: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_serve(tmp_path: Path, skills_root: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
@@ -50,29 +50,29 @@ def start_serve(tmp_path: Path, skills_root: Path) -> tuple[subprocess.Popen[byt
                 break
         except httpx.TransportError:
             time.sleep(0.2)
-    workers = children_of(proc.pid)
-    assert workers, "serve started no worker"
-    return proc, workers[0]
+    children = children_of(proc.pid)
+    assert len(children) == 2, "serve starts a worker and a model server"
+    return proc, children
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
 def test_ctrl_c_stops_api_and_worker(tmp_path: Path, skills_root: Path) -> None:
-    proc, worker = start_serve(tmp_path, skills_root)
+    proc, children = start_serve(tmp_path, skills_root)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)
-    while alive(worker) and time.monotonic() - started < 10:
+    while any(alive(child) for child in children) and time.monotonic() - started < 10:
         time.sleep(0.1)
-    assert not alive(worker)
+    assert not any(alive(child) for child in children)
     assert time.monotonic() - started < 10
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
 def test_worker_dies_with_killed_parent(tmp_path: Path, skills_root: Path) -> None:
-    proc, worker = start_serve(tmp_path, skills_root)
+    proc, children = start_serve(tmp_path, skills_root)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 10
-    while alive(worker) and time.monotonic() < deadline:
+    while any(alive(child) for child in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not alive(worker)
+    assert not any(alive(child) for child in children)
