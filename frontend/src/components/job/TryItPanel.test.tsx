@@ -72,6 +72,7 @@ describe('TryItPanel', () => {
     expect(await within(base).findByText('Base answer')).toBeInTheDocument()
     expect(within(skill).getByText(/912 prompt tokens/)).toBeInTheDocument()
     expect(within(adapter).getByText(/21 prompt tokens/)).toBeInTheDocument()
+    expect(screen.queryByText(/blank: the model wrote/)).not.toBeInTheDocument()
 
     expect(bodies).toHaveLength(3)
     for (const body of bodies) {
@@ -84,14 +85,14 @@ describe('TryItPanel', () => {
     ])
   })
 
-  it('shows an arm that fails with the service’s message, while the others answer', async () => {
+  it('shows an arm that fails with the service’s message, and a blank answer as blank, while the others answer', async () => {
     stubFetch((body) =>
       body.model === 'train-abc'
         ? new Response(
             JSON.stringify({ error: { code: 'adapter_base_mismatch', message: 'trained on another base' } }),
             { status: 409 },
           )
-        : sse(['fine'], 5),
+        : sse(body.with_skill ? ['\n\n'] : ['fine'], 5),
     )
     renderAt('/jobs/train-abc', '/jobs/:jobId', <TryItPanel jobId="train-abc" />)
     await userEvent.type(screen.getByLabelText('Prompt'), 'hi')
@@ -99,5 +100,7 @@ describe('TryItPanel', () => {
     const adapter = screen.getByRole('article', { name: 'Adapter' })
     expect(await within(adapter).findByRole('alert')).toHaveTextContent('trained on another base')
     expect(await within(screen.getByRole('article', { name: 'Base model' })).findByText('fine')).toBeInTheDocument()
+    const skill = screen.getByRole('article', { name: 'Base + SKILL.md' })
+    expect(await within(skill).findByText(/blank: the model wrote only white space/)).toBeInTheDocument()
   })
 })

@@ -89,8 +89,11 @@ export function TryItPanel({ jobId }: { jobId: string }) {
                 {title} <span className="muted">({note})</span>
               </h3>
               <p className="try-it-answer" aria-live="polite">
-                {arm.text || (arm.busy ? '…' : '')}
+                {arm.text.trim() ? arm.text : arm.busy ? '…' : ''}
               </p>
+              {!arm.busy && arm.usage && !arm.text.trim() ? (
+                <p className="muted">(blank: the model wrote only white space or nothing)</p>
+              ) : null}
               <ErrorMessage error={arm.error} title={`${title} did not answer`} />
               <p className="muted try-it-usage">
                 {arm.usage
