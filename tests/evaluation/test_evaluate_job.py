@@ -167,6 +167,8 @@ def test_held_out_report_and_an_independent_recomputation(trained: tuple[Setting
     saved = settings.checkpoint_dir.resolve() / job_id
     assert json.loads((saved / "evaluations" / report["evaluation_id"] / "report.json").read_text()) == report
     assert (saved / "evaluation.md").read_text(encoding="utf-8").startswith(f"# Evaluation {report['evaluation_id']}")
+    card = (saved / "final" / "README.md").read_text(encoding="utf-8")  # the model card carries the summary
+    assert "Not evaluated yet" not in card and "| adapter |" in card and "prompt tokens/call" in card
 
 
 def test_evals_json_cases_and_a_skill_that_does_not_fit(trained: tuple[Settings, str]) -> None:
