@@ -178,6 +178,11 @@ def create_model_server(settings: Settings, *, engine: Any = None, preload: bool
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return openai_error(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return openai_error(500, "internal_error", "An unexpected error occurred; see the model server's log.")
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return server.health()
