@@ -1,10 +1,13 @@
 """The model server's engine: one base model in memory and many LoRA adapters on it (PEFT multi-adapter).
 
-Adapters load on first use into a bounded cache (least recently used out). A single lock serialises
-adapter switches and generation: PEFT's active adapter is state of the one shared model, so two requests
-for different adapters never run at once; each answers from its own adapter. Decoding is a plain
-token-by-token loop over the KV cache, so every step can report log-probabilities, check stop strings and
-notice a cancelled request (a client that went away) before spending more compute.
+Adapters load on first use into a bounded cache (least recently used out). PEFT's active adapter is state
+of the one shared model, so every forward pass runs alone, under a first-come-first-served lock, with its
+request's adapter made active (or every adapter disabled, for the base) inside the lock: requests for
+different adapters never share a pass, and each answers from its own adapter. The lock is taken per step
+(the prompt's pass, then one token), so concurrent requests take turns token by token: a new request's
+first token waits for one step of each request ahead of it, not for their whole answers. Each request
+keeps its own KV cache. Decoding is a plain loop, so every step can report log-probabilities, check stop
+strings and notice a cancelled request (a client that went away) before spending more compute.
 """
 
 from __future__ import annotations
@@ -57,6 +60,27 @@ class Generation:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+class FairLock:
+    """A lock granted in the order it was asked for (``threading.Lock`` promises no order)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
 class AdapterLoadError(RuntimeError):
     """An adapter that would not load onto the base model (its cause says why)."""
 
@@ -77,13 +101,15 @@ class Engine:
         self.model: Any = self.base  # becomes the PeftModel once an adapter is loaded
         self.loaded: OrderedDict[str, str] = OrderedDict()  # adapter name -> folder, least recently used first
         self.max_adapters = max_adapters
-        self.lock = threading.Lock()
+        self.lock = FairLock()  # one forward pass (or adapter load) at a time, first come first served
         self.context = int(getattr(self.base.config, "max_position_embeddings", 0) or 4096)
         eos = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)}
         generation_eos = getattr(getattr(self.base, "generation_config", None), "eos_token_id", None)
         eos.update(generation_eos if isinstance(generation_eos, list) else [generation_eos])
         self.stop_ids = {int(i) for i in eos if isinstance(i, int)}
         self.active_requests = 0
+        self._counter = threading.Lock()
+        self.pinned: dict[str, int] = {}  # adapter -> requests decoding with it (never evicted under them)
 
     # Prompts ------------------------------------------------------------------------------------------
     def encode(self, messages: list[dict[str, str]]) -> list[int]:
@@ -108,8 +134,7 @@ class Engine:
         from pathlib import Path
 
         check_adapter_folder(Path(path))  # safetensors only
-        while len(self.loaded) >= self.max_adapters:
-            self._unload(next(iter(self.loaded)))
+        self._evict(room_for=1)
         started = time.perf_counter()
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(path, adapter_name=name, is_trainable=False)
@@ -118,6 +143,17 @@ class Engine:
         self.loaded[name] = path
         log.info("loaded adapter %s from %s in %.2f s", name, path, time.perf_counter() - started)
         return True
+
+    def _evict(self, room_for: int = 0) -> None:
+        """Unload least recently used adapters until ``room_for`` more fit, sparing the ones requests are
+        decoding with (the cache then stays over its size until they finish, rather than reloading an
+        adapter at every token when more adapters are in use at once than it holds)."""
+        while len(self.loaded) + room_for > self.max_adapters:
+            with self._counter:
+                idle = [name for name in self.loaded if not self.pinned.get(name)]
+            if not idle:
+                return
+            self._unload(idle[0])
 
     def unload(self, name: str) -> bool:
         with self.lock:
@@ -151,29 +187,46 @@ class Engine:
             self._load(*adapter)
         except Exception as exc:
             raise AdapterLoadError(str(exc)) from exc
-        self.model.set_adapter(adapter[0])
+        if self.model.active_adapter != adapter[0]:
+            self.model.set_adapter(adapter[0])
         yield self.model
 
     # Generation ---------------------------------------------------------------------------------------
     def generate(self, request: Generation, emit: Callable[[Step], None]) -> str:
         """Decode ``request`` token by token, calling ``emit`` per token; returns the finish reason
         (``stop``, ``length`` or ``cancelled``)."""
-        with self.lock:
-            if request.cancel.is_set():
-                return "cancelled"
+        if request.cancel.is_set():
+            return "cancelled"
+        name = request.adapter[0] if request.adapter is not None else None
+        with self._counter:
             self.active_requests += 1
-            try:
-                with self._active(request.adapter) as model, torch.inference_mode():
-                    return self._decode(model, request, emit)
-            finally:
+            if name is not None:
+                self.pinned[name] = self.pinned.get(name, 0) + 1
+        try:
+            with torch.inference_mode():
+                return self._decode(request, emit)
+        finally:
+            with self._counter:
                 self.active_requests -= 1
+                if name is not None:
+                    self.pinned[name] -= 1
+                    if not self.pinned[name]:
+                        del self.pinned[name]
+            if name is not None and len(self.loaded) > self.max_adapters:
+                with self.lock:
+                    self._evict()
 
-    def _decode(self, model: Any, request: Generation, emit: Callable[[Step], None]) -> str:
+    def _forward(self, adapter: tuple[str, str] | None, **inputs: Any) -> Any:
+        """One forward pass with ``adapter`` active, in this request's turn."""
+        with self.lock, self._active(adapter) as model:
+            return model(use_cache=True, **inputs)
+
+    def _decode(self, request: Generation, emit: Callable[[Step], None]) -> str:
         generator = None
         if request.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(request.seed)
         ids = torch.tensor([request.prompt_ids], device=self.device)
-        out = model(input_ids=ids, use_cache=True)
+        out = self._forward(request.adapter, input_ids=ids)
         # transformers 5.2x names the KV cache ``cache`` (``past_key_values`` before, now deprecated).
         cache_name = "cache" if "cache" in out else "past_key_values"
         past, logits = out[cache_name], out.logits[0, -1]
@@ -201,7 +254,7 @@ class Engine:
             sent += delta
             emit(Step(delta, entry))
             step = torch.tensor([[token]], device=self.device)
-            out = model(input_ids=step, use_cache=True, **{cache_name: past})
+            out = self._forward(request.adapter, input_ids=step, **{cache_name: past})
             past, logits = out[cache_name], out.logits[0, -1]
         self._flush(generated, sent, emit)
         return "length"
