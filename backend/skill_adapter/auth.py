@@ -97,6 +97,12 @@ def active_keys(session: Session) -> list[KeyEntry]:
     return [KeyEntry(name=row.name, key_hash=row.key_hash, admin=bool(row.admin)) for row in rows]
 
 
+def keys_required(session: Session) -> bool:
+    """Whether the API asks for a key: once any key was created, even if all are revoked since (revoking
+    the last key locks everyone out; it never opens the server again)."""
+    return session.scalar(select(ApiKey.id).limit(1)) is not None
+
+
 def create_key(session: Session, name: str, *, admin: bool = False) -> str:
     """Store a new key for ``name`` and return it (the only time it is seen). One live key per name."""
     check_name(name)

@@ -12,7 +12,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from skill_adapter.auth import ANONYMOUS, Caller, KeyEntry, UnauthorizedError, active_keys, bearer_token, match_key
+from skill_adapter.auth import (
+    ANONYMOUS,
+    Caller,
+    KeyEntry,
+    UnauthorizedError,
+    active_keys,
+    bearer_token,
+    keys_required,
+    match_key,
+)
 from skill_adapter.core.config import Settings
 from skill_adapter.service import Enqueue
 
@@ -87,6 +96,7 @@ class KeyRing:
         self._session_factory = session_factory
         self._ttl = ttl
         self._entries: list[KeyEntry] | None = None
+        self.required = False
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
@@ -99,6 +109,7 @@ class KeyRing:
     def load(self) -> list[KeyEntry]:
         with self._lock, self._session_factory() as session:
             self._entries = active_keys(session)
+            self.required = bool(self._entries) or keys_required(session)
             self._loaded_at = time.monotonic()
             return self._entries
 
@@ -117,7 +128,7 @@ async def authenticate(request: Request) -> Caller:
     entries = ring.cached()
     if entries is None:
         entries = await run_in_threadpool(ring.load)
-    if not entries:
+    if not entries and not ring.required:
         return ANONYMOUS
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
