@@ -64,11 +64,12 @@ def admit(*, session: Session, owner: str | None, settings: Settings) -> None:
     who = f"the key {owner!r}" if owner is not None else "this server's (keyless) callers"
     active = 0
     for table in (Job, Evaluation):
-        active += session.scalar(
-            select(func.count())
-            .select_from(table)
-            .where(_owned(table.owner, owner), table.status.in_(ACTIVE))  # type: ignore[arg-type]
-        ) or 0
+        active += (
+            session.scalar(
+                select(func.count()).select_from(table).where(_owned(table.owner, owner), table.status.in_(ACTIVE))  # type: ignore[arg-type]
+            )
+            or 0
+        )
     cap = settings.max_active_jobs_per_key
     if active >= cap:
         raise TooManyRequestsError(

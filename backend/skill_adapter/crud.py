@@ -71,9 +71,7 @@ def job_by_idempotency_key(*, session: Session, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.idempotency_key == key))
 
 
-def list_jobs(
-    *, session: Session, limit: int, offset: int, caller: Caller | None = None
-) -> tuple[Sequence[Job], int]:
+def list_jobs(*, session: Session, limit: int, offset: int, caller: Caller | None = None) -> tuple[Sequence[Job], int]:
     """Jobs newest first (only the caller's own unless it is an admin), and how many there are."""
     mine = caller.owns(Job.owner) if caller is not None else None
     counted = select(func.count()).select_from(Job)

@@ -19,6 +19,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import ApiKey, Job
 from tests.api.test_training_routes import GUIDE_BODY, assert_error
+from tests.own_postgres import own_postgres
 
 
 @pytest.fixture
@@ -244,6 +245,20 @@ def test_a_burst_from_one_key_does_not_overshoot_or_starve_another(
     secure_settings: Settings, keys: dict[str, dict[str, str]]
 ) -> None:
     """Issue 15's measurement, quick: 300 concurrent submissions from one key, one from another."""
+    burst(secure_settings, keys)
+
+
+@pytest.mark.services
+def test_the_burst_on_postgres(secure_settings: Settings) -> None:
+    """The same burst on Postgres, where the admission lock is a row lock instead of SQLite's write lock."""
+    with own_postgres(secure_settings) as pg:
+        init_db(pg, upgrade=True)
+        with session_scope(pg) as session:
+            made = {name: {"Authorization": f"Bearer {auth.create_key(session, name)}"} for name in ("alice", "bob")}
+        burst(pg, made)
+
+
+def burst(secure_settings: Settings, keys: dict[str, dict[str, str]]) -> None:
     enqueued: list[str] = []
     with make_client(secure_settings, enqueued, max_active_jobs_per_key=7, submissions_per_minute=1000) as client:
 
@@ -286,7 +301,7 @@ def test_cross_site_posts_change_nothing(client: TestClient, settings: Settings,
     skill = (Path(settings.skills_root) / "commit-messages" / "SKILL.md").read_bytes()
     browser = {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"}
     attacks = [
-        ("/api/skills/preview", {"content": b'{"skill_path": "commit-messages"}', "headers": {"Content-Type": "text/plain"}}),
+        ("/api/skills/preview", {"content": b'{"skill_path": "commit-messages"}', "headers": {"Content-Type": "text/plain"}}),  # noqa: E501
         ("/api/training/start", {"files": {"file": ("SKILL.md", skill)}}),
         ("/api/training/start", {"data": {"skill_path": "commit-messages/SKILL.md"}}),
         ("/api/training/x/cancel", {}),
@@ -307,7 +322,11 @@ def test_cross_site_posts_change_nothing(client: TestClient, settings: Settings,
 
 
 def test_cors_is_closed_unless_origins_are_listed(secure_settings: Settings) -> None:
-    preflight = {"Origin": EVIL, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    preflight = {
+        "Origin": EVIL,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
     with make_client(secure_settings) as client:
         answer = client.options("/api/training/start", headers=preflight)
         assert "access-control-allow-origin" not in answer.headers
