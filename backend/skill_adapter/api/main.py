@@ -115,6 +115,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(settings)
+        app.state.keyring.load()  # now, so that the first requests make no trip to the thread pool for it
         stop = threading.Event()
         thread = None
         if run_sweeper:
