@@ -1,7 +1,7 @@
 import { ApiError } from '../../api/client'
 
 /** What a person can do about an error the API gave, when there is something to do. */
-export function errorAdvice(error: unknown): string | null {
+function errorAdvice(error: unknown): string | null {
   if (!(error instanceof ApiError)) return null
   if (error.status === 401) return 'Enter an API key in the “API key” box at the top of the page.'
   if (error.status === 429 || error.status === 503) {
