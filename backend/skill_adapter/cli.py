@@ -91,8 +91,8 @@ def serve_access_check(settings: Settings, host: str, *, insecure_no_auth: bool)
         ]
     if insecure_no_auth:
         return True, [
-            f"auth: WARNING no API key and --insecure-no-auth: anyone who can reach {where} on the network may start, "
-            "cancel and read every job; create one with `skill-adapter keys create NAME`"
+            f"auth: insecure: no API key and --insecure-no-auth: anyone who can reach {where} on the network may "
+            "start, cancel and read every job; create a key with `skill-adapter keys create NAME`"
         ]
     return False, [
         f"error: refusing to serve on {where} without an API key: anyone on the network could start GPU jobs and "
@@ -109,7 +109,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     init_db(settings)
     allowed, lines = serve_access_check(settings, args.host, insecure_no_auth=args.insecure_no_auth)
     for line in lines:
-        print(line, file=sys.stderr if not allowed or "WARNING" in line else sys.stdout, flush=True)
+        print(line, file=sys.stderr if not allowed or "insecure" in line else sys.stdout, flush=True)
     if not allowed:
         return 2
     worker = None if args.no_worker else start_embedded_worker()

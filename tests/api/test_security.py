@@ -132,7 +132,7 @@ def test_serve_refuses_the_network_without_a_key(
     assert "refusing to serve on 0.0.0.0 without an API key" in capsys.readouterr().err
     assert serve_access_check(secure_settings, "127.0.0.1", insecure_no_auth=False)[0]
     allowed, lines = serve_access_check(secure_settings, "0.0.0.0", insecure_no_auth=True)
-    assert allowed and "WARNING" in lines[0]
+    assert allowed and "insecure" in lines[0]
     with session_scope(secure_settings) as session:
         auth.create_key(session, "ops")
     allowed, lines = serve_access_check(secure_settings, "0.0.0.0", insecure_no_auth=False)
