@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -40,6 +41,13 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the other key's job")
+    parser.add_argument(
+        "--max-active",
+        type=int,
+        default=20,
+        help="SKILL_ADAPTER_MAX_ACTIVE_JOBS_PER_KEY (one worker runs the "
+        "burst's accepted jobs first, in order: the other key's job waits for at most this many)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="admission-burst-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
@@ -50,6 +58,7 @@ def main() -> int:
         SKILL_ADAPTER_SKILLS_ROOT=str(REPO / "skills"),
         CUDA_VISIBLE_DEVICES="",
         HF_HUB_OFFLINE="1",
+        SKILL_ADAPTER_MAX_ACTIVE_JOBS_PER_KEY=str(args.max_active),
     )
     cli = [sys.executable, "-m", "skill_adapter.cli"]
 
@@ -78,6 +87,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 async def run(base: str, keys: dict[str, dict[str, str]], args: argparse.Namespace) -> int:
