@@ -58,9 +58,20 @@ def _owned(column: object, owner: str | None) -> object:
 def admit(*, session: Session, owner: str | None, settings: Settings) -> None:
     """Refuse a new job or evaluation of ``owner`` past a cap (429 per key, 503 for the server).
 
-    Call it in the session that then inserts the row and commits; it takes the admission lock first.
+    Call it in the session that then inserts the row and commits; it takes the admission lock first. A
+    refusal rolls the session back before it raises, releasing the lock at once: left to the session's
+    close (after the answer, on a pool thread), the lock would be waited on by every other submission's
+    thread, and with the pool full of them the close would never get a thread (seen: a 200-request burst hung).
     """
     take_lock(session)
+    try:
+        _check(session=session, owner=owner, settings=settings)
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _check(*, session: Session, owner: str | None, settings: Settings) -> None:
     who = f"the key {owner!r}" if owner is not None else "this server's (keyless) callers"
     active = 0
     for table in (Job, Evaluation):

@@ -80,10 +80,14 @@ async def evaluate(
 def _accept(
     job_id: str, body: EvaluateRequest, session: Session, settings: Settings, enqueue: Enqueue, caller: Caller
 ) -> EvaluationCreated:
-    evaluation = create_evaluation(
-        session=session, job_id=job_id, params=body.model_dump(exclude_none=True), settings=settings, caller=caller
-    )
-    session.commit()
+    try:
+        evaluation = create_evaluation(
+            session=session, job_id=job_id, params=body.model_dump(exclude_none=True), settings=settings, caller=caller
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
+        raise
     enqueue_job(evaluation.id, settings=settings, enqueue=enqueue, record=False)
     return EvaluationCreated(
         evaluation_id=evaluation.id, job_id=job_id, status=evaluation.status, created_at=evaluation.created_at

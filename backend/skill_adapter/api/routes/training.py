@@ -153,12 +153,16 @@ def _accept(
         )
         session.commit()
     except BaseException as exc:
+        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
         if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
-        if isinstance(exc, IntegrityError) and key is not None:  # the same key, sent concurrently, won the race
-            session.rollback()
-            if (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
-                return _replayed(earlier)
+        # The same key, sent concurrently, won the race: answer with its job.
+        if (
+            isinstance(exc, IntegrityError)
+            and key is not None
+            and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None
+        ):
+            return _replayed(earlier)
         raise
     service.enqueue_job(job.id, settings=settings, enqueue=enqueue, record=False)
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
