@@ -1,6 +1,6 @@
 // The OpenAI-compatible /v1 of the service: the model list and streamed chat completions (server-sent events).
 
-import { ApiError } from './client'
+import { ApiError, authHeaders, KEY_NEEDED_EVENT } from './client'
 
 export const modelKeys = { all: ['v1', 'models'] as const }
 
@@ -28,6 +28,7 @@ export interface ChatRequest {
 }
 
 async function errorFrom(response: Response): Promise<ApiError> {
+  if (response.status === 401) window.dispatchEvent(new Event(KEY_NEEDED_EVENT))
   try {
     const body = (await response.json()) as { error?: { code?: string; message?: string } }
     if (body.error?.message) return new ApiError(response.status, body.error.code ?? 'error', body.error.message)
@@ -40,7 +41,7 @@ async function errorFrom(response: Response): Promise<ApiError> {
 export async function listModels(): Promise<ServedModel[]> {
   let response: Response
   try {
-    response = await fetch('/v1/models')
+    response = await fetch('/v1/models', { headers: authHeaders() })
   } catch (err) {
     throw new ApiError(0, 'network_error', `Cannot reach the service (${String(err)})`)
   }
@@ -58,7 +59,7 @@ export async function streamChat(
   try {
     response = await fetch('/v1/chat/completions', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { ...authHeaders(), 'Content-Type': 'application/json' },
       body: JSON.stringify({ ...request, stream: true, stream_options: { include_usage: true } }),
       signal,
     })
