@@ -46,14 +46,15 @@ class Catalog:
     def is_base(self, model: str) -> bool:
         return model in self._base_names
 
-    def adapters(self) -> list[Adapter]:
-        """Every succeeded job whose adapter folder is still there, newest first."""
+    def adapters(self, owner: str | None = None) -> list[Adapter]:
+        """Every succeeded job whose adapter folder is still there, newest first (only ``owner``'s, if given)."""
+        query = select(Job.id, Job.skill_name, Job.adapter_path, Job.created_at, Job.skill_path, Job.config).where(
+            Job.status == "succeeded", Job.adapter_path.is_not(None)
+        )
+        if owner is not None:
+            query = query.where(Job.owner == owner)
         with session_scope(self.settings) as session:
-            rows = session.execute(
-                select(Job.id, Job.skill_name, Job.adapter_path, Job.created_at, Job.skill_path, Job.config)
-                .where(Job.status == "succeeded", Job.adapter_path.is_not(None))
-                .order_by(Job.created_at.desc())
-            ).all()
+            rows = session.execute(query.order_by(Job.created_at.desc())).all()
         found = []
         for job_id, skill_name, adapter_path, created_at, skill_path, config in rows:
             path = Path(adapter_path)
@@ -72,11 +73,12 @@ class Catalog:
             )
         return found
 
-    def resolve(self, model: str, *, param: str = "model") -> Adapter | None:
-        """``None`` for the base model, else the adapter ``model`` names; 404 in OpenAI's shape otherwise."""
+    def resolve(self, model: str, *, param: str = "model", owner: str | None = None) -> Adapter | None:
+        """``None`` for the base model, else the adapter ``model`` names; 404 in OpenAI's shape otherwise
+        (also for another owner's adapter, when ``owner`` is given)."""
         if self.is_base(model):
             return None
-        adapters = self.adapters()
+        adapters = self.adapters(owner)
         for adapter in adapters:  # a job id first, then the newest adapter of a skill of that name
             if adapter.id == model:
                 return adapter
@@ -105,9 +107,9 @@ class Catalog:
                 param="model",
             )
 
-    def skill_text(self, name: str) -> str:
+    def skill_text(self, name: str, owner: str | None = None) -> str:
         """The SKILL.md text of the job (or newest job of the skill) that ``name`` names."""
-        adapter = self.resolve(name, param="with_skill")
+        adapter = self.resolve(name, param="with_skill", owner=owner)
         if adapter is None:
             raise ServingError(400, "invalid_parameter", "with_skill names a job or a skill", param="with_skill")
         try:

@@ -7,6 +7,9 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Set by the API's /v1 for a caller who is not an admin: the model server then serves only that owner's adapters.
+OWNER_HEADER = "x-skill-adapter-owner"
+
 # OpenAI's error types by status (the official client maps the status to an exception class).
 ERROR_TYPES = {
     400: "invalid_request_error",

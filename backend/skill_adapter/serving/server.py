@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from skill_adapter.core.config import Settings
 from skill_adapter.serving.catalog import Adapter, Catalog
 from skill_adapter.serving.protocol import (
+    OWNER_HEADER,
     ChatCompletionRequest,
     LoadLoraRequest,
     ServingError,
@@ -111,7 +112,7 @@ class ModelServer:
             "queue_size": self.settings.serving_queue_size,
         }
 
-    def models(self) -> dict[str, Any]:
+    def models(self, owner: str | None = None) -> dict[str, Any]:
         loaded = set(self.engine.loaded_names()) if self.engine is not None else set()
         data = [
             {
@@ -125,7 +126,7 @@ class ModelServer:
                 "max_model_len": self.engine.context if self.engine is not None else self.settings.model_max_length(),
             }
         ]
-        for adapter in self.catalog.adapters():
+        for adapter in self.catalog.adapters(owner):
             same = self.catalog.same_base(adapter)
             data.append(
                 {
@@ -188,8 +189,8 @@ def create_model_server(settings: Settings, *, engine: Any = None, preload: bool
         return server.health()
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return await run_in_threadpool(server.models)
+    async def models(request: Request) -> dict[str, Any]:
+        return await run_in_threadpool(server.models, request.headers.get(OWNER_HEADER))
 
     @app.post("/v1/load_lora_adapter")
     async def load_lora_adapter(body: LoadLoraRequest) -> Response:
@@ -232,7 +233,7 @@ def create_model_server(settings: Settings, *, engine: Any = None, preload: bool
         release = True
         try:
             engine = await server.wait_ready()
-            prepared = await run_in_threadpool(_prepare, server, engine, body)
+            prepared = await run_in_threadpool(_prepare, server, engine, body, request.headers.get(OWNER_HEADER))
             if body.stream:
                 release = False  # the response releases its admission when it ends, however it ends
 
@@ -280,17 +281,17 @@ class Prepared:
         self.created = int(time.time())
 
 
-def _prepare(server: ModelServer, engine: Any, body: ChatCompletionRequest) -> Prepared:
+def _prepare(server: ModelServer, engine: Any, body: ChatCompletionRequest, owner: str | None = None) -> Prepared:
     """Resolve the model, render and measure the prompt, and load the adapter (may wait for the engine)."""
     from skill_adapter.evaluation.jobs import check_adapter_folder
     from skill_adapter.serving.engine import Generation, engine_error
 
-    adapter = server.catalog.resolve(body.model)
+    adapter = server.catalog.resolve(body.model, owner=owner)
     if adapter is not None:
         server.catalog.check_base(adapter)
     messages = []
     if body.with_skill:
-        messages.append({"role": "system", "content": server.catalog.skill_text(body.with_skill)})
+        messages.append({"role": "system", "content": server.catalog.skill_text(body.with_skill, owner)})
     try:
         for message in body.messages:
             role = "system" if message.role == "developer" else message.role

@@ -13,7 +13,9 @@ import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-from skill_adapter.serving.protocol import openai_error
+from skill_adapter.api.deps import CallerDep
+from skill_adapter.auth import Caller
+from skill_adapter.serving.protocol import OWNER_HEADER, openai_error
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -34,7 +36,7 @@ def _client(app: FastAPI) -> Any:
     return client
 
 
-async def _forward(request: Request, path: str) -> Response:
+async def _forward(request: Request, path: str, caller: Caller) -> Response:
     import httpx
 
     url = getattr(request.app.state, "model_server_url", None)
@@ -54,7 +56,11 @@ async def _forward(request: Request, path: str) -> Response:
         url.rstrip("/") + path,
         content=body,
         params=request.query_params,
-        headers={"content-type": request.headers.get("content-type", "application/json")},
+        headers={
+            "content-type": request.headers.get("content-type", "application/json"),
+            # Whose adapters the caller may use (issue 15's owners); set here, never taken from the client.
+            **({} if caller.admin else {OWNER_HEADER: caller.name or ""}),
+        },
     )
     try:
         response = await client.send(upstream, stream=True)
@@ -85,24 +91,28 @@ async def _relay(response: Any) -> AsyncIterator[bytes]:
 
 
 @router.get("/models")
-async def list_models(request: Request) -> Response:
+async def list_models(request: Request, caller: CallerDep) -> Response:
     """The base model and every succeeded adapter (``parent`` is its base; ``loaded`` marks loaded ones)."""
-    return await _forward(request, "/v1/models")
+    return await _forward(request, "/v1/models", caller)
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request, caller: CallerDep) -> Response:
     """OpenAI's chat completions; ``model`` is the base model's name, a job id or a skill name."""
-    return await _forward(request, "/v1/chat/completions")
+    return await _forward(request, "/v1/chat/completions", caller)
 
 
 @router.post("/load_lora_adapter")
-async def load_lora_adapter(request: Request) -> Response:
+async def load_lora_adapter(request: Request, caller: CallerDep) -> Response:
     """vLLM's admin call: load an adapter now (``{"lora_name": job id or skill name}``)."""
-    return await _forward(request, "/v1/load_lora_adapter")
+    if not caller.admin:
+        return openai_error(403, "admin_only", "Loading and unloading adapters needs an admin key")
+    return await _forward(request, "/v1/load_lora_adapter", caller)
 
 
 @router.post("/unload_lora_adapter")
-async def unload_lora_adapter(request: Request) -> Response:
+async def unload_lora_adapter(request: Request, caller: CallerDep) -> Response:
     """vLLM's admin call: unload an adapter (``{"lora_name": ...}``)."""
-    return await _forward(request, "/v1/unload_lora_adapter")
+    if not caller.admin:
+        return openai_error(403, "admin_only", "Loading and unloading adapters needs an admin key")
+    return await _forward(request, "/v1/unload_lora_adapter", caller)
