@@ -198,11 +198,18 @@ def _train(
         f"dataset: {len(dataset.train)} train and {len(dataset.held_out)} held-out examples "
         f"(saved in {output_dir / 'dataset'})"
     )
+    reporter.event(
+        "dataset_built",
+        f"Dataset built: {len(dataset.train)} train and {len(dataset.held_out)} held-out examples",
+        data={"train_examples": len(dataset.train), "held_out_examples": len(dataset.held_out), "stats": stats},
+    )
 
     reporter.log("importing torch, transformers, PEFT and TRL")
     from skill_adapter.training.trainer import train_adapter
 
-    result = train_adapter(config=config, dataset=dataset, output_dir=output_dir, reporter=reporter)
+    result = train_adapter(
+        config=config, dataset=dataset, output_dir=output_dir, reporter=reporter, job_id=job_id, skill_name=skill.name
+    )
     if result.cancelled:
         return "cancelled", None, None
     return "succeeded", None, str(result.adapter_path)

@@ -127,8 +127,13 @@ class JobReporter:
 
         _in_transaction(self.settings, write)
 
-    def checkpoint(self, *, step: int, path: Path) -> None:
-        db_call(self.settings, crud.add_checkpoint, job_id=self.job_id, step=step, path=str(path))
+    def checkpoint(self, *, step: int, path: Path, metrics: dict[str, Any] | None = None) -> None:
+        """A checkpoint row with its step's metrics, and its ``checkpoint_saved`` event."""
+        db_call(self.settings, crud.add_checkpoint, job_id=self.job_id, step=step, path=str(path), metrics=metrics)
+
+    def event(self, type: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        """One typed event of the job's life (the events API)."""
+        db_call(self.settings, crud.add_event, job_id=self.job_id, type=type, message=message, level=level, data=data)
 
     def cancel_requested(self) -> bool:
         """Whether the job's cancel flag is set (read at most once per poll interval)."""

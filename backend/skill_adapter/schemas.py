@@ -28,6 +28,9 @@ PARAM_RANGES: dict[str, str] = {
     "eval_steps": "a positive integer",
     "init_adapter": "the job_id of a succeeded job trained on the same base model",
     "skill_path": "a path to a SKILL.md under the skills root",
+    "webhook_url": "an http(s) URL of a public receiver",
+    "webhook_checkpoints": "true or false",
+    "report_to": '"none" or a list of trackers: "tensorboard", "mlflow", "trackio"',
 }
 
 HYPERPARAMETERS = (
@@ -76,6 +79,13 @@ class TrainingParams(BaseModel):
     gradient_checkpointing: bool | None = None
     eval_steps: int | None = Field(default=None, ge=1)
     init_adapter: str | None = Field(default=None, pattern=r"^train-[0-9a-f]{6,32}$")
+    webhook_url: str | None = Field(
+        default=None, min_length=1, max_length=2048, description="POSTed (signed) when the job ends; docs/events.md"
+    )
+    webhook_checkpoints: bool | None = Field(default=None, description="Also POST each saved checkpoint")
+    report_to: Literal["none"] | list[Literal["tensorboard", "mlflow", "trackio"]] | None = Field(
+        default=None, description="Experiment trackers that receive the training metrics (none by default)"
+    )
 
 
 class TrainingStartRequest(TrainingParams):
@@ -195,6 +205,23 @@ class CheckpointPublic(BaseModel):
     name: str
     path: str
     complete: bool
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="train_loss, validation_loss, train/validation_token_accuracy at the step"
+    )
+
+
+class JobEventPublic(BaseModel):
+    id: int
+    time: datetime
+    level: str
+    type: str
+    message: str
+    data: dict[str, Any]
+
+
+class EventsPage(BaseModel):
+    data: list[JobEventPublic]
+    next: int
 
 
 class CheckpointsPublic(BaseModel):

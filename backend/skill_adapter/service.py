@@ -118,6 +118,7 @@ def create_training_job(
 
     skill = load_skill_path(skill_file)
     config = resolve_config(params, settings=settings)
+    config.update(notification_config(params, settings=settings))
     if params.init_adapter is not None:
         config["init_adapter"] = params.init_adapter
         config["init_adapter_path"] = resolve_init_adapter(
@@ -131,6 +132,29 @@ def create_training_job(
         config=config,
         idempotency_key=idempotency_key,
     )
+
+
+def notification_config(params: TrainingParams, *, settings: Settings) -> dict[str, Any]:
+    """The job's receivers and trackers, checked now: a refused URL or a tracker that is not installed is a 422."""
+    from skill_adapter.training.trackers import TRACKER_PACKAGES
+    from skill_adapter.webhooks import check_url
+
+    config: dict[str, Any] = {}
+    if params.webhook_url is not None:
+        check_url(params.webhook_url, allow_private=settings.webhook_allow_private)
+        config["webhook_url"] = params.webhook_url.strip()
+    if params.webhook_checkpoints:
+        config["webhook_checkpoints"] = True
+    trackers = [] if params.report_to in (None, "none") else list(dict.fromkeys(params.report_to))
+    for name in trackers:
+        if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+            raise InvalidParameterError(
+                f"report_to {name!r} needs the {TRACKER_PACKAGES[name]} package, which is not installed on this "
+                f"server; install the '{name}' extra (uv sync --extra {name})",
+                field="report_to",
+            )
+    config["report_to"] = trackers
+    return config
 
 
 def resolve_init_adapter(*, session: Session, job_id: str, model: str) -> str:

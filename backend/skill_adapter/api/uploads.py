@@ -110,6 +110,9 @@ async def _parse_multipart(request: Request, raw: bytes, upload_model: type[Base
     modules = fields.get("target_modules")
     if modules is not None and modules != "all-linear":  # a form field lists module names with commas
         fields["target_modules"] = [name.strip() for name in modules.split(",") if name.strip()]
+    trackers = fields.get("report_to")
+    if trackers is not None and trackers != "none":  # a form field lists trackers with commas
+        fields["report_to"] = [name.strip() for name in trackers.split(",") if name.strip()]
     upload_obj = Upload(filename=filename, data=data)
     cap = MAX_ARCHIVE if upload_obj.is_archive else MAX_SKILL_MD
     if len(data) > cap:

@@ -102,6 +102,45 @@ class Settings(BaseSettings):
     )
     trust_remote_code: bool = False
 
+    # Webhooks (docs/events.md): signed POSTs of terminal states (and, opt-in, checkpoints) from the workers
+    webhook_urls: str = Field(
+        default="", description="Receivers (comma-separated http(s) URLs) told about every job, besides its own"
+    )
+    webhook_secret: str | None = Field(
+        default=None, description="Standard Webhooks signing secret, whsec_<base64>; unset: deliveries are unsigned"
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow receivers on loopback, private, link-local and metadata addresses"
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=300, description="Per delivery attempt")
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100, description="Attempts before a delivery is given up")
+    webhook_retry_seconds: float = Field(
+        default=5, gt=0, description="First retry delay; it doubles per attempt, at most one hour"
+    )
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _secret_form(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        from skill_adapter.webhooks import secret_key
+
+        secret_key(str(value))  # raises ValueError with the expected form
+        return str(value).strip()
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls_http(cls, value: str) -> str:
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        for url in urls:
+            if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+                raise ValueError(f"{url!r} is not an http(s) URL; list receivers separated by commas")
+        return ",".join(urls)
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [url for url in self.webhook_urls.split(",") if url]
+
     @field_validator("model", "models_dir", mode="before")
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:

@@ -87,6 +87,28 @@ class ProgressCallback(TrainerCallback):
         self.reporter.log(f"step {step}/{total}: {shown}")
 
 
+def step_metrics(state: TrainerState) -> dict[str, float]:
+    """The metrics logged up to the current step: the latest train loss and token accuracy, and the latest
+    validation loss and token accuracy (what a checkpoint saved now was trained and judged on)."""
+    wanted = {
+        "loss": "train_loss",
+        "mean_token_accuracy": "train_token_accuracy",
+        "eval_loss": "validation_loss",
+        "eval_mean_token_accuracy": "validation_token_accuracy",
+    }
+    found: dict[str, float] = {}
+    for entry in reversed(state.log_history):
+        if entry.get("step", 0) > state.global_step:
+            continue
+        for key, name in wanted.items():
+            value = entry.get(key)
+            if name not in found and isinstance(value, (int, float)):
+                found[name] = float(value)
+        if len(found) == len(wanted):
+            break
+    return {name: found[name] for name in wanted.values() if name in found}
+
+
 def _last_learning_rate(state: TrainerState) -> float | None:
     for entry in reversed(state.log_history):
         if "learning_rate" in entry:
@@ -101,18 +123,48 @@ class CheckpointCallback(TrainerCallback):
         self.reporter = reporter
         self.output_dir = output_dir
         self._marked: set[int] = set()
+        self._epoch_done: int | None = None
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
         control.should_save = True
         if str(args.eval_strategy).endswith("steps"):  # with EVAL_STEPS, still evaluate at every epoch end
             control.should_evaluate = True
+        # Announced at the save that follows (after the epoch's evaluation), with that evaluation's figures.
+        self._epoch_done = round(state.epoch or 0.0)
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kw: Any,
+    ):
+        figures = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        loss = figures.get("eval_loss")
+        self.reporter.event(
+            "validation_finished",
+            f"Validation at step {state.global_step}" + (f": loss {loss:.4g}" if loss is not None else ""),
+            data={"step": state.global_step, "epoch": state.epoch, "metrics": figures},
+        )
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        metrics = step_metrics(state)
+        epoch = self._epoch_done
+        if epoch is not None:
+            self._epoch_done = None
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            self.reporter.event(
+                "epoch_finished",
+                f"Epoch {epoch} of {int(args.num_train_epochs)} finished at step {state.global_step}"
+                + (f" ({shown})" if shown else ""),
+                data={"epoch": epoch, "step": state.global_step, "metrics": metrics},
+            )
         folder = self.output_dir / f"checkpoint-{state.global_step}"
         if folder.is_dir() and state.global_step not in self._marked:
             self._marked.add(state.global_step)
             mark_complete(folder, step=state.global_step)
-            self.reporter.checkpoint(step=state.global_step, path=folder)
+            self.reporter.checkpoint(step=state.global_step, path=folder, metrics=metrics)
             self.reporter.log(f"saved checkpoint {folder.name}")
 
 

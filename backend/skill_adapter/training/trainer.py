@@ -15,11 +15,12 @@ from trl import SFTConfig, SFTTrainer
 
 from skill_adapter.core.errors import TrainingError
 from skill_adapter.reporting import JobReporter
-from skill_adapter.training.callbacks import CancelCallback, CheckpointCallback, ProgressCallback
+from skill_adapter.training.callbacks import CancelCallback, CheckpointCallback, ProgressCallback, step_metrics
 from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete
 from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import attach_adapter, load_base_model, load_tokenizer
+from skill_adapter.training.trackers import tracker_arguments
 
 if TYPE_CHECKING:
     from skill_adapter.datasets.builder import BuiltDataset
@@ -78,6 +79,7 @@ def sft_config(
     cuda: bool,
     bf16: bool,
     flash_attention: bool = False,
+    trackers: dict[str, Any] | None = None,
 ) -> SFTConfig:
     """The TRL configuration for one job: the guide's hyper-parameters plus our checkpoint policy."""
     gradient_checkpointing = config.get("gradient_checkpointing")
@@ -105,10 +107,10 @@ def sft_config(
         fp16=cuda and not bf16,
         use_cpu=not cuda,
         activation_checkpointing=bool(cuda if gradient_checkpointing is None else gradient_checkpointing),
-        report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataset_num_proc=None,
+        **(trackers or {"report_to": "none"}),
     )
 
 
@@ -119,6 +121,8 @@ def train_adapter(
     output_dir: Path,
     reporter: JobReporter,
     trust_remote_code: bool = False,
+    job_id: str = "",
+    skill_name: str = "",
 ) -> TrainResult:
     """Train, checkpointing into ``output_dir``; resume from its newest complete checkpoint if any."""
     hardware = detect_hardware()
@@ -151,6 +155,9 @@ def train_adapter(
             cuda=hardware.cuda,
             bf16=hardware.bf16,
             flash_attention=hardware.attn_implementation == "flash_attention_2",
+            trackers=tracker_arguments(
+                config.get("report_to"), job_id=job_id or output_dir.name, skill_name=skill_name, output_dir=output_dir
+            ),
         ),
         train_dataset=records(dataset.train),
         eval_dataset=records(dataset.held_out) if has_eval else None,
@@ -172,6 +179,6 @@ def train_adapter(
     final = output_dir / "final"
     trainer.save_model(str(final))
     mark_complete(final, step=trainer.state.global_step)
-    reporter.checkpoint(step=trainer.state.global_step, path=final)
+    reporter.checkpoint(step=trainer.state.global_step, path=final, metrics=step_metrics(trainer.state))
     reporter.log(f"adapter saved to {final}")
     return TrainResult(final, False, trainer.state.global_step, output.training_loss)

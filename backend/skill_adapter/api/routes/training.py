@@ -24,7 +24,9 @@ from skill_adapter.schemas import (
     CheckpointPublic,
     CheckpointsPublic,
     ErrorBody,
+    EventsPage,
     JobCreated,
+    JobEventPublic,
     JobsPublic,
     JobStatus,
     JobSummary,
@@ -218,6 +220,27 @@ def get_metrics(
     return model_response(page)
 
 
+@router.get("/{job_id}/events", response_model=EventsPage)
+def get_events(
+    job_id: JobId,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="the `next` cursor of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """The job's life as typed events (created, queued, started, ..., succeeded | failed | cancelled), oldest
+    first; pass ``next`` back as ``after`` to get only new ones."""
+    crud.get_job(session=session, job_id=job_id)
+    events = crud.read_events(session=session, job_id=job_id, after=after, limit=limit)
+    page = EventsPage(
+        data=[
+            JobEventPublic(id=e.id, time=e.time, level=e.level, type=e.type, message=e.message, data=e.data or {})
+            for e in events
+        ],
+        next=events[-1].id if events else after,
+    )
+    return model_response(page)
+
+
 @router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic)
 def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
     """The job's saved checkpoints and its final adapter."""
@@ -229,6 +252,7 @@ def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
             name=Path(row.path).name,
             path=row.path,
             complete=(Path(row.path) / "COMPLETE").is_file(),
+            metrics=row.metrics or {},
         )
         for row in rows
     ]
