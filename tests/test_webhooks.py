@@ -16,7 +16,7 @@ from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import WebhookDelivery
 from skill_adapter.schemas import TrainingParams
 from skill_adapter.service import create_training_job
-from tests.webhook_receiver import webhook_receiver, wait_for
+from tests.webhook_receiver import wait_for, webhook_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -65,7 +65,7 @@ def test_private_receivers_allowed_when_the_operator_says_so() -> None:
     target = webhooks.check_url("http://127.0.0.1:9/hook?t=1", allow_private=True)
     assert target.addresses == ["127.0.0.1"] and target.path == "/hook?t=1" and target.port == 9
     assert webhooks.check_url("https://93.184.215.14/x", allow_private=False).port == 443  # a public address
-    with pytest.raises(webhooks.WebhookURLError, match="scheme|http"):
+    with pytest.raises(webhooks.WebhookURLError, match="http"):
         webhooks.check_url("gopher://127.0.0.1/", allow_private=True)
 
 
@@ -129,7 +129,7 @@ def test_dispatcher_retries_a_failing_receiver_with_the_same_id_and_valid_signat
             )
         finally:
             dispatcher.stop()
-    first, *rest = receiver.requests
+    first = receiver.requests[0]
     assert len(receiver.requests) == 3, "delivered once the receiver answered 2xx, then never again"
     assert {r.headers["webhook-id"] for r in receiver.requests} == {first.headers["webhook-id"]}
     assert first.headers["webhook-id"].startswith("msg_") and first.path == "/hooks/skill-adapter"
@@ -152,17 +152,20 @@ def test_dispatcher_retries_a_failing_receiver_with_the_same_id_and_valid_signat
 def test_bad_receivers_are_handled_and_logged_as_events(settings: Settings, skills_root: Path) -> None:
     """A receiver that hangs, one that answers a huge body, and a redirect to the metadata address."""
     settings = _fast(settings, webhook_timeout_seconds=0.5, webhook_max_attempts=2)
-    with webhook_receiver(script=["hang", "huge"]) as slow, webhook_receiver(
-        script=[("redirect", "http://169.254.169.254/latest/meta-data/")] * 2
-    ) as redirecting:
+    with (
+        webhook_receiver(script=["hang", "huge"]) as slow,
+        webhook_receiver(script=[("redirect", "http://169.254.169.254/latest/meta-data/")] * 2) as redirecting,
+    ):
         settings = settings.model_copy(update={"webhook_urls": redirecting.url})
         job_id = _queued_job(settings, skills_root, webhook_url=slow.url)
         _cancel(settings, job_id)
         dispatcher = webhooks.Dispatcher(settings, interval=0.05).start()
         try:
             wait_for(
-                lambda: all(d.status != "pending" for d in _deliveries(settings, job_id))
-                and len(_deliveries(settings, job_id)) == 2,
+                lambda: (
+                    all(d.status != "pending" for d in _deliveries(settings, job_id))
+                    and len(_deliveries(settings, job_id)) == 2
+                ),
                 what="both deliveries settled",
             )
         finally:

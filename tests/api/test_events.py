@@ -54,3 +54,53 @@ def test_webhook_and_tracker_fields_are_kept_in_the_job(client: Any, settings: A
     assert config["report_to"] == ["tensorboard"]
     assert_error(start(client, {**GUIDE_BODY, "report_to": ["wandb"]}), 422, "invalid_parameter")
     assert start(client, {**GUIDE_BODY, "report_to": "none"}).status_code == 202
+
+
+def test_life_cycle_events_of_a_lost_worker_and_a_failure(client: Any, settings: Any) -> None:
+    """started (claim), requeued (the reaper takes the job back), started again, failed with its error."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from skill_adapter import crud
+    from skill_adapter.core.db import session_scope
+    from skill_adapter.models import Job, utcnow
+    from skill_adapter.service import reap_expired
+
+    job_id = start(client).json()["job_id"]
+    with session_scope(settings) as session:
+        assert crud.claim_job(session=session, job_id=job_id, worker_id="host:1")
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+    assert reap_expired(settings=settings, enqueue=lambda _id: None) == [job_id]
+    with session_scope(settings) as session:
+        assert crud.claim_job(session=session, job_id=job_id, worker_id="host:2")
+        assert crud.finish_job(
+            session=session, job_id=job_id, status="failed", error={"code": "out_of_memory", "message": "Try QLoRA"}
+        )
+        assert not crud.finish_job(session=session, job_id=job_id, status="succeeded")  # no second terminal event
+    page = events(client, job_id)["data"]
+    assert [e["type"] for e in page] == ["created", "queued", "started", "requeued", "started", "failed"]
+    assert page[3]["level"] == "warning" and page[3]["data"] == {"reason": "worker_lost", "worker_id": "host:1"}
+    assert page[4]["data"] == {"worker_id": "host:2", "attempt": 2}
+    failed = page[-1]
+    assert failed["level"] == "error" and failed["data"]["error"] == {"code": "out_of_memory", "message": "Try QLoRA"}
+    assert "out_of_memory" in failed["message"]
+
+
+def test_evaluation_finished_is_an_event_of_its_job(client: Any, settings: Any) -> None:
+    from skill_adapter import crud
+    from skill_adapter.core.db import session_scope
+
+    job_id = start(client).json()["job_id"]
+    with session_scope(settings) as session:
+        crud.create_evaluation(session=session, evaluation_id="eval-0123456789ab", job_id=job_id, params={})
+        assert crud.claim_evaluation(session=session, evaluation_id="eval-0123456789ab", worker_id="host:1")
+        crud.finish_evaluation(
+            session=session,
+            evaluation_id="eval-0123456789ab",
+            status="failed",
+            error={"code": "held_out_empty", "message": "no held-out examples"},
+        )
+    last = events(client, job_id)["data"][-1]
+    assert last["type"] == "evaluation_finished" and last["level"] == "error"
+    assert last["data"]["evaluation_id"] == "eval-0123456789ab" and last["data"]["error"]["code"] == "held_out_empty"

@@ -49,8 +49,10 @@ def test_job_events_checkpoint_metrics_tensorboard_and_webhooks(settings: Settin
                 checkpoints = crud.list_checkpoints(session=session, job_id=job_id)
             wanted = len(checkpoints) + 1  # each checkpoint (opted in) and the terminal state
             wait_for(
-                lambda: len({r.headers["webhook-id"] for r in receiver.requests}) == wanted
-                and any(json.loads(r.body)["type"] == "training.job.succeeded" for r in receiver.requests[1:]),
+                lambda: (
+                    len({r.headers["webhook-id"] for r in receiver.requests}) == wanted
+                    and any(json.loads(r.body)["type"] == "training.job.succeeded" for r in receiver.requests[1:])
+                ),
                 what="every webhook delivered",
             )
         finally:
