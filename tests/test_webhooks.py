@@ -204,3 +204,26 @@ def test_events_without_receivers_make_no_deliveries(settings: Settings, skills_
     assert webhooks.fan_out(settings) == 0
     assert _deliveries(settings, job_id) == []
     assert webhooks.fan_out(settings) == 0  # the event is marked done, not fanned out again
+
+
+def test_the_worker_runs_a_dispatcher_from_ready_to_shutdown(settings: Settings) -> None:
+    """``worker.celery_app`` installs this: a dispatcher starts with the Celery worker and stops with it."""
+    from celery import signals
+
+    started: list[Any] = []
+
+    class Recorder:
+        stopped = False
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    def starter(s: Settings) -> Any:
+        started.append(Recorder())
+        return started[-1]
+
+    webhooks.install(settings, starter=starter)
+    signals.worker_ready.send(sender=None)
+    assert len(started) == 1 and not started[0].stopped
+    signals.worker_shutdown.send(sender=None)
+    assert started[0].stopped
