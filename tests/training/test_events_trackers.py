@@ -1,5 +1,5 @@
 """A tiny-model job through the real pipeline tells what happened: typed events at each life-cycle point,
-checkpoints with their metrics, TensorBoard curves, and signed webhooks to a real receiver (first one dropped)."""
+checkpoints with their metrics, TensorBoard and MLflow curves, and signed webhooks to a real receiver (first one dropped)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_job_events_checkpoint_metrics_tensorboard_and_webhooks(settings: Settin
             learning_rate=5e-3,
             webhook_url=receiver.url,
             webhook_checkpoints=True,
-            report_to=["tensorboard"],
+            report_to=["tensorboard", "mlflow"],
         )
         dispatcher = webhooks.Dispatcher(settings, interval=0.05).start()
         try:
@@ -80,3 +80,15 @@ def test_job_events_checkpoint_metrics_tensorboard_and_webhooks(settings: Settin
     losses = [s.value for s in accumulator.Scalars("train/loss")]
     assert len(losses) >= 2 and losses[-1] < losses[0]
     assert accumulator.Scalars("eval/loss")
+
+    from mlflow.tracking import MlflowClient
+
+    from skill_adapter.training.trackers import mlflow_db
+
+    mlflow = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db(settings.checkpoint_dir)}")
+    (run,) = mlflow.search_runs(
+        [mlflow.get_experiment_by_name("skill-adapter").experiment_id], f"attributes.run_name = '{job_id}'"
+    )
+    assert run.data.tags["skill"] == "commit-messages" and run.data.tags["job_id"] == job_id
+    history = [m.value for m in mlflow.get_metric_history(run.info.run_id, "loss")]
+    assert len(history) == len(losses) and history[-1] < history[0]

@@ -17,11 +17,16 @@ TRACKERS = ("tensorboard", "mlflow", "trackio")
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "trackio": "trackio"}
 
 
+def mlflow_db(checkpoint_dir: Path) -> Path:
+    """The local MLflow store used when ``MLFLOW_TRACKING_URI`` is unset: one SQLite file beside the jobs."""
+    return (checkpoint_dir / "mlflow.db").resolve()
+
+
 def tracker_arguments(report_to: list[str] | None, *, job_id: str, skill_name: str, output_dir: Path) -> dict[str, Any]:
     """Trainer arguments (``report_to``, ``run_name``, ``project``) for a job, with each tracker's store set.
 
     - TensorBoard writes event files to ``<output_dir>/tensorboard/`` (``TENSORBOARD_LOGGING_DIR``).
-    - MLflow logs to ``MLFLOW_TRACKING_URI`` when set, else to a file store ``<checkpoints>/mlruns``; the
+    - MLflow logs to ``MLFLOW_TRACKING_URI`` when set, else to a local store ``<checkpoints>/mlflow.db``; the
       experiment is ``MLFLOW_EXPERIMENT_NAME`` or ``skill-adapter``; the run is tagged with the skill.
     - trackio logs locally (its own folder under ``TRACKIO_DIR`` or the Hugging Face cache) to a project named
       after the skill.
@@ -33,7 +38,8 @@ def tracker_arguments(report_to: list[str] | None, *, job_id: str, skill_name: s
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(output_dir / "tensorboard")
     if "mlflow" in chosen:
         if not os.environ.get("MLFLOW_TRACKING_URI"):
-            os.environ["MLFLOW_TRACKING_URI"] = (output_dir.parent / "mlruns").resolve().as_uri()
+            # MLflow 3 refuses its old folder store by default; its SQLite store is the local one it supports.
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{mlflow_db(output_dir.parent)}"
         os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "skill-adapter")
         os.environ["MLFLOW_TAGS"] = json.dumps({"skill": skill_name, "job_id": job_id})
     return {"report_to": chosen, "run_name": job_id, "project": skill_name or "skill-adapter"}
