@@ -1,5 +1,6 @@
 """A tiny-model job through the real pipeline tells what happened: typed events at each life-cycle point,
-checkpoints with their metrics, TensorBoard and MLflow curves, and signed webhooks to a real receiver (first one dropped)."""
+checkpoints with their metrics, TensorBoard and MLflow curves, and signed webhooks to a real receiver (the
+first delivery dropped)."""
 
 from __future__ import annotations
 
