@@ -227,3 +227,22 @@ def test_the_worker_runs_a_dispatcher_from_ready_to_shutdown(settings: Settings)
     assert len(started) == 1 and not started[0].stopped
     signals.worker_shutdown.send(sender=None)
     assert started[0].stopped
+
+
+def test_a_receiver_that_is_down_is_retried_later(settings: Settings, skills_root: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = _fast(settings, webhook_retry_seconds=60)
+    job_id = _queued_job(settings, skills_root, webhook_url=f"http://127.0.0.1:{port}/down")
+    _cancel(settings, job_id)
+    dispatcher = webhooks.Dispatcher(settings)
+    assert dispatcher.run_once() == 1
+    assert dispatcher.run_once() == 0  # not due again for a minute
+    dispatcher.stop()
+    (delivery,) = _deliveries(settings, job_id)
+    assert delivery.status == "pending" and delivery.attempts == 1 and "Connection" in (delivery.last_error or "")
+    (retrying,) = [e for e in _events(settings, job_id) if e.type == "webhook_retrying"]
+    assert retrying.data["retry_in_seconds"] == 60
