@@ -20,6 +20,7 @@ from tests.webhook_receiver import wait_for, webhook_receiver
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # MLflow's own store, read here
 def test_job_events_checkpoint_metrics_tensorboard_and_webhooks(settings: Settings, skills_root: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
