@@ -1,7 +1,7 @@
 """Job events (the events API), webhook deliveries (signed, retried), and checkpoints' metrics.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
