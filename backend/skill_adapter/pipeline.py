@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from skill_adapter import crud
+from skill_adapter.core.budget import work_budget
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import SkillAdapterError
@@ -183,10 +184,11 @@ def _train(
     skill_path = Path(job.skill_path)
 
     reporter.log(f"parsing {skill_path}")
-    skill = load_skill_path(skill_path)
+    with work_budget(what="parsing the skill and building its dataset"):
+        skill = load_skill_path(skill_path)
+        dataset = build_dataset(skill, seed=int(config["seed"]))
     for finding in skill.findings:
         reporter.log(f"skill finding {finding.code} (line {finding.line}): {finding.message}", level="WARNING")
-    dataset = build_dataset(skill, seed=int(config["seed"]))
     write_jsonl(dataset, output_dir / "dataset")
     stats = dataset_stats(
         dataset,

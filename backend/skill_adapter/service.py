@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from skill_adapter import crud
 from skill_adapter.core.base_models import same_model
+from skill_adapter.core.budget import work_budget
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import InvalidParameterError, PathOutsideRootError, SkillNotFoundError
@@ -116,7 +117,8 @@ def create_training_job(
     """Validate the skill and the parameters, and insert a queued job (not yet committed)."""
     from skill_adapter.skills.folder import load_skill_path
 
-    skill = load_skill_path(skill_file)
+    with work_budget():
+        skill = load_skill_path(skill_file)
     config = resolve_config(params, settings=settings)
     if params.init_adapter is not None:
         config["init_adapter"] = params.init_adapter
@@ -176,7 +178,8 @@ def store_upload(filename: str, data: bytes, dest: Path) -> Path:
             stem = Path(filename).name[: -len(suffix)]
             return extract_archive(data, filename, dest / folder_slug(stem)) / "SKILL.md"
     try:
-        name = parse_skill(data).name
+        with work_budget():
+            name = parse_skill(data).name
     except SkillParseError:  # refused properly when the job or preview loads it
         name = ""
     target = dest / folder_slug(name) / "SKILL.md"
@@ -209,10 +212,11 @@ def preview_skill(
     from skill_adapter.datasets.stats import dataset_stats, find_tokenizer_json
     from skill_adapter.skills.folder import load_skill_path
 
-    skill = load_skill_path(skill_file)
     seed = settings.seed if seed is None else seed
     max_len = settings.max_seq_length if max_seq_length is None else max_seq_length
-    dataset = build_dataset(skill, seed=seed)
+    with work_budget(what="parsing the skill and building its dataset"):
+        skill = load_skill_path(skill_file)
+        dataset = build_dataset(skill, seed=seed)
     stats = dataset_stats(
         dataset, tokenizer_json=find_tokenizer_json(settings.model_name_or_path), max_seq_length=max_len
     )
