@@ -5,7 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+# Bounds that training accepts. Every hyper-parameter is finite and bounded, so a value that would
+# overflow a number type, or make the loss non-finite from the first step, is refused before a job exists.
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
+MAX_STEPS_SETTING = 1_000_000
+MAX_LORA_ALPHA = 4096
+MAX_SEQ_LENGTH = 1_048_576
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's "integer" includes 237.0: accept a float with no fractional part as that integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field: strict (no strings, no booleans) but with integral floats accepted, as the schema says.
+Int = Annotated[int, BeforeValidator(_integral)]
 
 # One place for the allowed ranges: used by the request model and by the 422 messages.
 PARAM_RANGES: dict[str, str] = {
@@ -15,17 +33,17 @@ PARAM_RANGES: dict[str, str] = {
     "gradient_accumulation_steps": "an integer from 1 to 1024",
     "max_seq_length": "an integer from 16 to the model's maximum context length",
     "lora_r": "an integer from 1 to 256",
-    "lora_alpha": "a number greater than 0",
+    "lora_alpha": f"a finite number greater than 0 and at most {MAX_LORA_ALPHA}",
     "lora_dropout": "a number from 0 (inclusive) to 1 (exclusive)",
     "quant_bits": "4 or 8",
     "adapter_type": '"lora" or "qlora"',
-    "save_steps": "a positive integer",
-    "logging_steps": "a positive integer",
-    "seed": "a non-negative integer",
+    "save_steps": f"an integer from 1 to {MAX_STEPS_SETTING}",
+    "logging_steps": f"an integer from 1 to {MAX_STEPS_SETTING}",
+    "seed": f"an integer from 0 to {MAX_SEED}",
     "target_modules": '"all-linear" or a list of module names such as ["q_proj", "v_proj"]',
     "packing": "true or false",
     "gradient_checkpointing": "true or false",
-    "eval_steps": "a positive integer",
+    "eval_steps": f"an integer from 1 to {MAX_STEPS_SETTING}",
     "init_adapter": "the job_id of a succeeded job trained on the same base model",
     "skill_path": "a path to a SKILL.md under the skills root",
 }
@@ -54,27 +72,27 @@ HYPERPARAMETERS = (
 class TrainingParams(BaseModel):
     """Hyper-parameters a start request may set; omitted ones take the configured defaults."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     adapter_type: Literal["lora", "qlora"] | None = None
-    num_epochs: int | None = Field(default=None, ge=1, le=1000)
+    num_epochs: Int | None = Field(default=None, ge=1, le=1000)
     learning_rate: float | None = Field(default=None, gt=0, le=1)
-    batch_size: int | None = Field(default=None, ge=1, le=1024)
-    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
-    max_seq_length: int | None = Field(default=None, ge=16)
-    lora_r: int | None = Field(default=None, ge=1, le=256)
-    lora_alpha: float | None = Field(default=None, gt=0)
+    batch_size: Int | None = Field(default=None, ge=1, le=1024)
+    gradient_accumulation_steps: Int | None = Field(default=None, ge=1, le=1024)
+    max_seq_length: Int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
+    lora_r: Int | None = Field(default=None, ge=1, le=256)
+    lora_alpha: float | None = Field(default=None, gt=0, le=MAX_LORA_ALPHA)
     lora_dropout: float | None = Field(default=None, ge=0, lt=1)
     quant_bits: Literal[4, 8] | None = None
-    save_steps: int | None = Field(default=None, ge=1)
-    logging_steps: int | None = Field(default=None, ge=1)
-    seed: int | None = Field(default=None, ge=0)
+    save_steps: Int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
+    logging_steps: Int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
+    seed: Int | None = Field(default=None, ge=0, le=MAX_SEED)
     target_modules: Literal["all-linear"] | list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]] | None = Field(
         default=None, min_length=1
     )
     packing: bool | None = None
     gradient_checkpointing: bool | None = None
-    eval_steps: int | None = Field(default=None, ge=1)
+    eval_steps: Int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
     init_adapter: str | None = Field(default=None, pattern=r"^train-[0-9a-f]{6,32}$")
 
 
@@ -87,10 +105,10 @@ class TrainingStartRequest(TrainingParams):
 class PreviewUploadRequest(BaseModel):
     """Form fields that may come with an uploaded skill to preview."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    seed: int | None = Field(default=None, ge=0)
-    max_seq_length: int | None = Field(default=None, ge=16)
+    seed: Int | None = Field(default=None, ge=0, le=MAX_SEED)
+    max_seq_length: Int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
 
 
 class PreviewRequest(PreviewUploadRequest):
@@ -205,16 +223,20 @@ class CheckpointsPublic(BaseModel):
 class EvaluateRequest(BaseModel):
     """Options of ``POST /api/training/{job_id}/evaluate``; an empty body evaluates the held-out split."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     source: Literal["held_out", "evals"] | None = Field(
         default=None, description="held_out (default) or evals: inline `evals`, else the skill's evals/evals.json"
     )
     evals: dict[str, Any] | None = Field(default=None, description="cases in the agentskills evals.json format")
-    max_new_tokens: Annotated[int, Field(ge=1, le=4096)] | None = None
-    limit: Annotated[int, Field(ge=1, le=1000, description="evaluate only the first N cases")] | None = None
+    max_new_tokens: Annotated[Int, Field(ge=1, le=4096)] | None = None
+    limit: Annotated[Int, Field(ge=1, le=1000, description="evaluate only the first N cases")] | None = None
     max_context_tokens: (
-        Annotated[int, Field(ge=32, description="treat the model's context as this long (at most its real one)")] | None
+        Annotated[
+            Int,
+            Field(ge=32, le=MAX_SEQ_LENGTH, description="treat the model's context as this long (at most its own)"),
+        ]
+        | None
     ) = None
 
 

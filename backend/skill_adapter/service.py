@@ -32,6 +32,19 @@ def new_job_id() -> str:
     return f"train-{uuid.uuid4().hex[:12]}"
 
 
+def shown_path(path: Path | str, *, root: Path) -> str:
+    """``path`` as an answer names it: relative to ``root`` (prefixed with ``root`` itself when that is
+    configured as a relative path), never as an absolute server path; a path outside ``root`` shows its name."""
+    resolved_root = root.expanduser().resolve()
+    try:
+        relative = Path(path).resolve().relative_to(resolved_root)
+    except ValueError:
+        return Path(path).name
+    if root.is_absolute():
+        return relative.as_posix()
+    return (root / relative).as_posix()
+
+
 def resolve_skill_path(skill_path: str, *, skills_root: Path) -> Path:
     """The SKILL.md that ``skill_path`` names, confined to ``skills_root``.
 
@@ -43,19 +56,29 @@ def resolve_skill_path(skill_path: str, *, skills_root: Path) -> Path:
         candidate = Path(skill_path)
         target = (candidate if candidate.is_absolute() else root / candidate).resolve()
     except (ValueError, OSError) as exc:
-        raise InvalidParameterError(f"skill_path is not a usable path: {exc}", field="skill_path") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidParameterError(f"skill_path is not a usable path: {reason}", field="skill_path") from None
+    shown = skill_path[:300]  # messages name the client's own text and paths under the root, never the server's
     if not target.is_relative_to(root):
         raise PathOutsideRootError(
-            f"skill_path {skill_path!r} resolves outside the skills root {root}; "
+            f"skill_path {shown!r} resolves outside the skills root; "
             "put the skill under SKILL_ADAPTER_SKILLS_ROOT or upload it",
-            skill_path=skill_path,
+            skill_path=shown,
         )
-    if target.is_dir() and (target / "SKILL.md").is_file():
-        target = target / "SKILL.md"
-    if not target.is_file():
+    try:
+        if target.is_dir() and (target / "SKILL.md").is_file():
+            target = target / "SKILL.md"
+        found = target.is_file()
+    except OSError as exc:  # a name too long for the file system (ENAMETOOLONG), say
+        raise InvalidParameterError(
+            f"skill_path is not a usable path: {exc.strerror or type(exc).__name__}", field="skill_path"
+        ) from None
+    if not found:
+        relative = target.relative_to(root).as_posix() or "."
         raise SkillNotFoundError(
-            f"No SKILL.md at {skill_path!r} (looked for {target}); paths are relative to {root}",
-            skill_path=skill_path,
+            f"No SKILL.md at {shown!r} (looked for {relative!r} under the skills root); "
+            "paths are relative to the skills root (GET /api/skills lists them)",
+            skill_path=shown,
         )
     return target
 

@@ -48,8 +48,12 @@ def mount_dashboard(app: FastAPI, dist: Path) -> bool:
         if path == "api" or path.startswith("api/"):
             return error_response(404, "not_found", "Not Found")
         if path:
-            candidate = (root / path).resolve()
-            if candidate.is_relative_to(root) and candidate.is_file():
+            try:
+                candidate = (root / path).resolve()
+                found = candidate.is_relative_to(root) and candidate.is_file()
+            except (OSError, ValueError):  # a name too long for the file system, a NUL byte: not a file of ours
+                found = False
+            if found:
                 # Vite names built assets by content hash: they never change under the same name.
                 immutable = candidate.parent.name == "assets"
                 headers = {"Cache-Control": "public, max-age=31536000, immutable"} if immutable else None

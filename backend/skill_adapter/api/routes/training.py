@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud, service
 from skill_adapter.api.deps import EngineDep, EnqueueDep, SessionDep, SettingsDep
-from skill_adapter.api.responses import model_response
+from skill_adapter.api.responses import error_responses, model_response
 from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
 from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import InvalidParameterError
@@ -37,9 +37,11 @@ from skill_adapter.schemas import (
 )
 from skill_adapter.service import Enqueue
 
-router = APIRouter(prefix="/api/training", tags=["training"])
+router = APIRouter(prefix="/api/training", tags=["training"], responses=error_responses(422, 503))
 
 JobId = Annotated[str, "job id"]
+# Cursors and offsets are 64-bit signed integers in every database we support.
+MAX_CURSOR = 2**63 - 1
 
 
 def _error(job: Job | Row[Any]) -> ErrorBody | None:
@@ -77,6 +79,7 @@ def job_status(job: Job | Row[Any]) -> JobStatus:
     "/start",
     status_code=202,
     response_model=JobCreated,
+    responses=error_responses(400, 403, 404, 413),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -153,7 +156,7 @@ def _accept(
 def list_jobs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
 ) -> Any:
     """Jobs, newest first."""
     jobs, count = crud.list_jobs(session=session, limit=limit, offset=offset)
@@ -176,7 +179,7 @@ def list_jobs(
     return model_response(JobsPublic(data=data, count=count))
 
 
-@router.get("/{job_id}/status", response_model=JobStatus)
+@router.get("/{job_id}/status", response_model=JobStatus, responses=error_responses(404))
 def get_status(job_id: JobId, engine: EngineDep) -> Any:
     # A plain connection, opened and closed on this thread: the lightest read (see crud.job_row).
     with engine.connect() as connection:
@@ -184,11 +187,11 @@ def get_status(job_id: JobId, engine: EngineDep) -> Any:
     return model_response(job_status(row))
 
 
-@router.get("/{job_id}/logs", response_model=LogsPage)
+@router.get("/{job_id}/logs", response_model=LogsPage, responses=error_responses(404))
 def get_logs(
     job_id: JobId,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="the `next` cursor of the previous page")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="the `next` cursor of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Any:
     """Log lines after the cursor, oldest first; pass ``next`` back as ``after`` to get only new lines."""
@@ -201,11 +204,11 @@ def get_logs(
     return model_response(page)
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPage)
+@router.get("/{job_id}/metrics", response_model=MetricsPage, responses=error_responses(404))
 def get_metrics(
     job_id: JobId,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Any:
     """Metric points (loss, learning rate, eval loss, tokens/s, ETA, GPU) after the cursor."""
@@ -218,8 +221,8 @@ def get_metrics(
     return model_response(page)
 
 
-@router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic)
-def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
+@router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic, responses=error_responses(404))
+def get_checkpoints(job_id: JobId, session: SessionDep, settings: SettingsDep) -> Any:
     """The job's saved checkpoints and its final adapter."""
     crud.get_job(session=session, job_id=job_id)
     rows = crud.list_checkpoints(session=session, job_id=job_id)
@@ -227,7 +230,7 @@ def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
         CheckpointPublic(
             step=row.step,
             name=Path(row.path).name,
-            path=row.path,
+            path=service.shown_path(row.path, root=settings.checkpoint_dir),
             complete=(Path(row.path) / "COMPLETE").is_file(),
         )
         for row in rows
@@ -235,7 +238,7 @@ def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
     return model_response(CheckpointsPublic(data=data, count=len(data)))
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus)
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus, responses=error_responses(404, 409))
 def cancel_job(job_id: JobId, session: SessionDep) -> Any:
     """Cancel a queued job at once or stop a running one at its next step; 409 for a finished job."""
     job = crud.request_cancel(session=session, job_id=job_id)
