@@ -119,6 +119,7 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
             f"got {config['max_seq_length']}",
             field="max_seq_length",
         )
+    check_target_modules(config["target_modules"], model=config["model"])
     if config["adapter_type"] == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         raise InvalidParameterError(
             "adapter_type 'qlora' needs bitsandbytes, which is not installed on this server; "
@@ -126,6 +127,25 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
             field="adapter_type",
         )
     return config
+
+
+def check_target_modules(targets: str | list[str], *, model: str) -> None:
+    """Refuse module names the base model lacks (422), when its weights' headers are readable here."""
+    from skill_adapter.core.model_modules import lora_module_names, unknown_target_modules
+
+    if targets == "all-linear" or isinstance(targets, str):
+        return
+    modules = lora_module_names(model)
+    if modules is None:  # a hub model not downloaded yet, a built-in not converted yet: the worker checks
+        return
+    unknown = unknown_target_modules(list(targets), modules)
+    if unknown:
+        names = sorted({module.rsplit(".", 1)[-1] for module in modules})
+        raise InvalidParameterError(
+            f"target_modules {unknown} match no linear layer of the base model; "
+            f'its layers are named {names} (or use "all-linear")',
+            field="target_modules",
+        )
 
 
 def create_training_job(

@@ -22,9 +22,9 @@ RETRY_AFTER_SECONDS = 5
 
 
 def error_response(
-    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int, code: str, message: str, *, response_headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    headers = dict(headers or {})
+    headers = dict(response_headers or {})
     if status in (429, 503):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return JSONResponse(
@@ -71,7 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         # Starlette's own headers (a 405's Allow) go out with our body.
-        return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+        return error_response(exc.status_code, code, str(exc.detail), response_headers=dict(exc.headers or {}))
 
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
