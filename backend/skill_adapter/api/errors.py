@@ -65,7 +65,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         code, message, fields = describe_validation_errors(list(exc.errors()))
         status = 400 if code == "invalid_json" else 422
-        return error_response(status, code, message, **({"fields": fields} if fields else {}))
+        if fields:
+            return error_response(status, code, message, fields=fields)
+        return error_response(status, code, message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
