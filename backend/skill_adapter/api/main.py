@@ -91,8 +91,18 @@ def run_server(app: FastAPI, *, host: str, port: int) -> None:
     """Serve a built app as ``skill-adapter serve`` does (``bench/status_bench.py`` runs its app through here too)."""
     import uvicorn
 
+    from skill_adapter.api.connections import guarded_protocol
+
+    settings: Settings | None = getattr(app.state, "settings", None)
+    timeout = (
+        settings.client_timeout_seconds
+        if settings is not None
+        else Settings.model_fields["client_timeout_seconds"].default
+    )
     freeze_startup_heap()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # Slow or stalled clients lose their connection: read deadlines for headers and body (api/connections.py),
+    # and idle keep-alive connections close after 5 s (uvicorn's own timeout).
+    uvicorn.run(app, host=host, port=port, log_level="info", http=guarded_protocol(timeout), timeout_keep_alive=5)
 
 
 def create_app(
