@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Bounds that training accepts. Every hyper-parameter is finite and bounded, so a value that would
 # overflow a number type, or make the loss non-finite from the first step, is refused before a job exists.
@@ -15,15 +15,34 @@ MAX_LORA_ALPHA = 4096
 MAX_SEQ_LENGTH = 1_048_576
 
 
-def _integral(value: Any) -> Any:
-    """JSON Schema's "integer" includes 237.0: accept a float with no fractional part as that integer."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _takes_int(annotation: Any) -> bool:
+    return annotation is int or any(_takes_int(arg) for arg in get_args(annotation))
 
 
-# An integer field: strict (no strings, no booleans) but with integral floats accepted, as the schema says.
-Int = Annotated[int, BeforeValidator(_integral)]
+class StrictRequest(BaseModel):
+    """A request body: strict types (no strings for numbers, no booleans for integers), finite numbers, no
+    unknown fields. JSON Schema's "integer" includes 237.0, so a float with no fractional part is taken as
+    that integer for an integer field (before validation, which keeps the constraints in the schema)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            key: int(value)
+            if isinstance(value, float)
+            and value.is_integer()
+            and key in fields
+            and _takes_int(fields[key].annotation)
+            and abs(value) < 2**63
+            else value
+            for key, value in data.items()
+        }
+
 
 # One place for the allowed ranges: used by the request model and by the 422 messages.
 PARAM_RANGES: dict[str, str] = {
@@ -69,30 +88,28 @@ HYPERPARAMETERS = (
 )
 
 
-class TrainingParams(BaseModel):
+class TrainingParams(StrictRequest):
     """Hyper-parameters a start request may set; omitted ones take the configured defaults."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
     adapter_type: Literal["lora", "qlora"] | None = None
-    num_epochs: Int | None = Field(default=None, ge=1, le=1000)
+    num_epochs: int | None = Field(default=None, ge=1, le=1000)
     learning_rate: float | None = Field(default=None, gt=0, le=1)
-    batch_size: Int | None = Field(default=None, ge=1, le=1024)
-    gradient_accumulation_steps: Int | None = Field(default=None, ge=1, le=1024)
-    max_seq_length: Int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
-    lora_r: Int | None = Field(default=None, ge=1, le=256)
+    batch_size: int | None = Field(default=None, ge=1, le=1024)
+    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
+    max_seq_length: int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
+    lora_r: int | None = Field(default=None, ge=1, le=256)
     lora_alpha: float | None = Field(default=None, gt=0, le=MAX_LORA_ALPHA)
     lora_dropout: float | None = Field(default=None, ge=0, lt=1)
     quant_bits: Literal[4, 8] | None = None
-    save_steps: Int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
-    logging_steps: Int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
-    seed: Int | None = Field(default=None, ge=0, le=MAX_SEED)
+    save_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
+    logging_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     target_modules: Literal["all-linear"] | list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]] | None = Field(
         default=None, min_length=1
     )
     packing: bool | None = None
     gradient_checkpointing: bool | None = None
-    eval_steps: Int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
+    eval_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
     init_adapter: str | None = Field(default=None, pattern=r"^train-[0-9a-f]{6,32}$")
 
 
@@ -102,13 +119,11 @@ class TrainingStartRequest(TrainingParams):
     skill_path: str = Field(min_length=1, max_length=4096)
 
 
-class PreviewUploadRequest(BaseModel):
+class PreviewUploadRequest(StrictRequest):
     """Form fields that may come with an uploaded skill to preview."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-    seed: Int | None = Field(default=None, ge=0, le=MAX_SEED)
-    max_seq_length: Int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    max_seq_length: int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
 
 
 class PreviewRequest(PreviewUploadRequest):
@@ -220,24 +235,21 @@ class CheckpointsPublic(BaseModel):
     count: int
 
 
-class EvaluateRequest(BaseModel):
+class EvaluateRequest(StrictRequest):
     """Options of ``POST /api/training/{job_id}/evaluate``; an empty body evaluates the held-out split."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     source: Literal["held_out", "evals"] | None = Field(
         default=None, description="held_out (default) or evals: inline `evals`, else the skill's evals/evals.json"
     )
     evals: dict[str, Any] | None = Field(default=None, description="cases in the agentskills evals.json format")
-    max_new_tokens: Annotated[Int, Field(ge=1, le=4096)] | None = None
-    limit: Annotated[Int, Field(ge=1, le=1000, description="evaluate only the first N cases")] | None = None
-    max_context_tokens: (
-        Annotated[
-            Int,
-            Field(ge=32, le=MAX_SEQ_LENGTH, description="treat the model's context as this long (at most its own)"),
-        ]
-        | None
-    ) = None
+    max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
+    limit: int | None = Field(default=None, ge=1, le=1000, description="evaluate only the first N cases")
+    max_context_tokens: int | None = Field(
+        default=None,
+        ge=32,
+        le=MAX_SEQ_LENGTH,
+        description="treat the model's context as this long (at most its real one)",
+    )
 
 
 class EvaluationCreated(BaseModel):

@@ -162,6 +162,18 @@ async def read_skill_request(
 def upload_schema(fields: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI schema of the multipart form: the file plus the model's fields."""
     schema = fields.model_json_schema()
-    properties = {"file": {"type": "string", "format": "binary", "description": "SKILL.md, .zip or .tar.gz"}}
-    properties.update(schema.get("properties", {}))
-    return {"type": "object", "properties": properties, "required": ["file"]}
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "SKILL.md, .zip or .tar.gz"}
+    }
+    for name, prop in schema.get("properties", {}).items():
+        # A form field is a string that is present or absent: never null, never a JSON list.
+        options = [option for option in prop.get("anyOf", [prop]) if option.get("type") != "null"]
+        shown = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+        properties[name] = {**shown, **options[0]} if len(options) == 1 else {**shown, "anyOf": options}
+    if "target_modules" in properties:
+        properties["target_modules"] = {
+            "type": "string",
+            "pattern": r"^(all-linear|[A-Za-z0-9_.\-]+( *, *[A-Za-z0-9_.\-]+)*)$",
+            "description": 'all-linear, or module names separated by commas ("q_proj,v_proj")',
+        }
+    return {"type": "object", "properties": properties, "required": ["file"], "additionalProperties": False}

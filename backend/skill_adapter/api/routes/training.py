@@ -40,6 +40,21 @@ from skill_adapter.service import Enqueue
 router = APIRouter(prefix="/api/training", tags=["training"], responses=error_responses(422, 503))
 
 JobId = Annotated[str, "job id"]
+
+
+def _job_link(path: str, method: str) -> dict[str, Any]:
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {"operationRef": f"#/paths/{pointer}/{method}", "parameters": {"job_id": "$response.body#/job_id"}}
+
+
+# OpenAPI links from a new job to what a client does next (clients and schemathesis' stateful tests follow them).
+JOB_LINKS = {
+    "GetStatus": _job_link("/api/training/{job_id}/status", "get"),
+    "GetLogs": _job_link("/api/training/{job_id}/logs", "get"),
+    "GetMetrics": _job_link("/api/training/{job_id}/metrics", "get"),
+    "Evaluate": _job_link("/api/training/{job_id}/evaluate", "post"),
+    "Cancel": _job_link("/api/training/{job_id}/cancel", "post"),
+}
 # Cursors and offsets are 64-bit signed integers in every database we support.
 MAX_CURSOR = 2**63 - 1
 
@@ -79,7 +94,7 @@ def job_status(job: Job | Row[Any]) -> JobStatus:
     "/start",
     status_code=202,
     response_model=JobCreated,
-    responses=error_responses(400, 403, 404, 413),
+    responses={**error_responses(400, 403, 404, 413), 202: {"links": JOB_LINKS}},
     openapi_extra={
         "requestBody": {
             "required": True,
