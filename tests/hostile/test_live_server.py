@@ -59,7 +59,8 @@ def closed_by_server(sock: socket.socket, *, within: float) -> bool:
     [
         b"",  # connects and says nothing
         b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ",  # half a header
-        b"POST /api/skills/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        b"POST /api/skills/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{",
     ],
     ids=["nothing", "partial-headers", "short-body"],
 )

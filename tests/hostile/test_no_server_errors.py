@@ -41,7 +41,7 @@ def test_deeply_nested_json(client: Any, depth: int) -> None:
 
 @pytest.mark.parametrize("constant", ["Infinity", "-Infinity", "NaN"])
 def test_json_constants_that_are_not_json(client: Any, constant: str) -> None:
-    body = '{"skill_path": "commit-messages", "lora_alpha": %s}' % constant
+    body = '{"skill_path": "commit-messages", "lora_alpha": ' + constant + "}"
     resp = client.post("/api/training/start", content=body, headers={"content-type": "application/json"})
     assert_error(resp, 400, "invalid_json")
 

@@ -3,6 +3,7 @@ YAML, markdown and archive members raise nothing but our own errors, within the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import zipfile
@@ -133,8 +134,5 @@ def test_random_archive_members(members: list[tuple[str, bytes]]) -> None:
                 archive.writestr(name, content)
             except (ValueError, IndexError):  # zipfile itself refuses some names
                 continue
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            extract_archive(buffer.getvalue(), "skill.zip", Path(folder) / "skill")
-        except SkillParseError:
-            pass
+    with tempfile.TemporaryDirectory() as folder, contextlib.suppress(SkillParseError):
+        extract_archive(buffer.getvalue(), "skill.zip", Path(folder) / "skill")

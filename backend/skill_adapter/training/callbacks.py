@@ -124,10 +124,17 @@ class CheckpointCallback(TrainerCallback):
             mark_complete(folder, step=state.global_step)
             self.reporter.checkpoint(step=state.global_step, path=folder)
             self.reporter.log(f"saved checkpoint {folder.name}")
-            if self.keep is not None:
-                for old in prune_checkpoints(self.output_dir, keep=self.keep, protect=self.resumed_from):
-                    self.reporter.forget_checkpoint(path=old)
-                    self.reporter.log(f"removed old checkpoint {old.name} (keeping the newest {self.keep})")
+            self._prune(protect=self.resumed_from)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any):
+        self._prune(protect=None)  # the checkpoint this run resumed from is not needed any more
+
+    def _prune(self, *, protect: Path | None) -> None:
+        if self.keep is None:
+            return
+        for old in prune_checkpoints(self.output_dir, keep=self.keep, protect=protect):
+            self.reporter.forget_checkpoint(path=old)
+            self.reporter.log(f"removed old checkpoint {old.name} (keeping the newest {self.keep})")
 
 
 class CancelCallback(TrainerCallback):
