@@ -111,7 +111,7 @@ def health_during_preview() -> None:
     server.should_exit = True
     print(
         f"/api/health: idle median {statistics.median(idle) * 1000:.1f} ms; during the preview "
-        f"{len(busy)} answers, max {max(busy) * 1000:.1f} ms ({load()})"
+        f"{len(busy)} answers, median {statistics.median(busy) * 1000:.1f} ms, max {max(busy) * 1000:.1f} ms ({load()})"
     )
 
 
