@@ -17,7 +17,7 @@ from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import Job
-from skill_adapter.pipeline import execute_job
+from skill_adapter.pipeline import execute_job, run_claimed_job
 from skill_adapter.training.checkpoints import latest_complete_checkpoint
 from tests.training.test_pipeline_lora import make_job
 
@@ -99,7 +99,10 @@ def test_a_diverging_run_fails_with_non_finite_loss(settings: Settings, skills_r
     with session_scope(settings) as session:  # what the API now refuses; as an older job row might hold it
         job = crud.get_job(session=session, job_id=job_id)
         session.execute(update(Job).where(Job.id == job_id).values(config={**job.config, "lora_alpha": float("inf")}))
-    assert execute_job(job_id, settings=settings) == "failed"
+    with session_scope(settings) as session:
+        assert crud.claim_job(session=session, job_id=job_id, worker_id="w")
+    # In this process (the training child's own entry point), to spare a process start.
+    assert run_claimed_job(job_id, settings=settings, worker_id="w") == "failed"
     with session_scope(settings) as session:
         job = crud.get_job(session=session, job_id=job_id)
     assert job.error_code == "non_finite_loss", (job.error_code, job.error_message)
