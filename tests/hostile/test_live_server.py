@@ -58,8 +58,8 @@ def closed_by_server(sock: socket.socket, *, within: float) -> bool:
     "sent",
     [
         b"",  # connects and says nothing
-        b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ",  # half a header
-        b"POST /api/skills/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",  # half a header
+        b"POST /api/skills/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100\r\n\r\n{",
     ],
     ids=["nothing", "partial-headers", "short-body"],
@@ -78,7 +78,7 @@ def test_a_slow_but_steady_body_is_not_cut(server: str) -> None:
     body = b'{"skill_path": "commit-messages"}'
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
-            b"POST /api/skills/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /api/skills/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
         )
         for index in range(0, len(body), 8):  # a chunk every half deadline: slow, never stalled

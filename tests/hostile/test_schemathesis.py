@@ -41,6 +41,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         data_dir=root / "data",
         checkpoint_dir=root / "checkpoints",
         skills_root=root / "skills",
+        allowed_hosts="localhost,127.0.0.1,::1,testserver",
     )
     application = create_app(settings, enqueue=lambda job_id: None, run_sweeper=False, dashboard=root / "none")
     with TestClient(application):  # runs the lifespan: the database is created

@@ -22,11 +22,19 @@ RETRY_AFTER_SECONDS = 5
 
 
 def error_response(
-    status: int, code: str, message: str, *, response_headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    response_headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     headers = dict(response_headers or {})
     if status in (429, 503):
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        headers["Retry-After"] = str(retry_after if retry_after is not None else RETRY_AFTER_SECONDS)
+    elif status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="skill-adapter"'
     return JSONResponse(
         {"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers or None
     )
@@ -59,7 +67,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SkillAdapterError)
     async def _domain(request: Request, exc: SkillAdapterError) -> JSONResponse:
         body = exc.to_dict()
-        return error_response(exc.status_code, body.pop("code"), body.pop("message"), **body)
+        retry_after = body.get("retry_after_seconds")
+        return error_response(
+            exc.status_code,
+            body.pop("code"),
+            body.pop("message"),
+            retry_after=retry_after if isinstance(retry_after, int) else None,
+            **body,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

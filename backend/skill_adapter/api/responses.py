@@ -20,11 +20,13 @@ def model_response(model: BaseModel, *, status_code: int = 200) -> Response:
 
 
 _DESCRIPTIONS = {
-    400: "The body is not valid JSON (code invalid_json)",
-    403: "skill_path leads outside the skills root (code path_outside_root)",
+    400: "The body is not valid JSON (invalid_json), or the Host header names another server (host_not_allowed)",
+    401: "An API key is required or the one sent is not valid (when the server has keys)",
+    403: "Refused: skill_path outside the skills root, or a cross-site or foreign-host request",
     404: "No such job, evaluation or skill",
     409: "The job is in a state that does not allow this",
     413: "The body or the uploaded file is over its size limit (code payload_too_large)",
+    429: "Too many active jobs or requests for this key; retry after Retry-After seconds",
     422: "A parameter or the skill is invalid; the body names the field or the line",
     503: "The database is unavailable; retry after Retry-After seconds",
 }

@@ -18,7 +18,7 @@ from skill_adapter.api.responses import error_responses
 from skill_adapter.api.uploads import read_skill_request, upload_schema
 from skill_adapter.schemas import PreviewRequest, PreviewUploadRequest
 
-router = APIRouter(prefix="/api/skills", tags=["skills"])
+router = APIRouter(prefix="/api/skills", tags=["skills"], responses=error_responses(400, 401, 403))
 
 MAX_LISTED_SKILLS = 500
 MAX_LIST_DEPTH = 4

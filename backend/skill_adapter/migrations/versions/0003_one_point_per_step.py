@@ -4,7 +4,7 @@ Existing duplicates (from resumes before this revision) are removed first, keepi
 (job, step): the one the resumed run wrote.
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
