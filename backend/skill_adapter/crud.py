@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from skill_adapter.core.errors import EvaluationNotFoundError, JobNotFoundError, JobStateError
@@ -142,7 +142,9 @@ def finish_job(
     values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
     if status == "succeeded":
         values.update(progress=1.0, eta_seconds=0.0)
-    if error is not None:
+    if error is None:  # a retried job that ends well drops the message about its earlier attempt
+        values.update(error_code=None, error_message=None)
+    else:
         values["error_code"] = error.get("code", "training_failed")
         values["error_message"] = error.get("message", "")
     if adapter_path is not None:
@@ -258,8 +260,12 @@ def is_cancel_requested(*, session: Session, job_id: str) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def add_log(*, session: Session, job_id: str, message: str, level: str = "INFO") -> None:
-    session.add(LogLine(job_id=job_id, level=level, message=message, ts=utcnow()))
+def add_log(*, session: Session, job_id: str, message: str, level: str = "INFO", step: int | None = None) -> None:
+    """A log line; with ``step``, the step's one progress line, replacing an earlier attempt's line of that step
+    (deleted and written anew, so a reader following the cursor sees the new one)."""
+    if step is not None:
+        session.execute(delete(LogLine).where(LogLine.job_id == job_id, LogLine.step == step))
+    session.add(LogLine(job_id=job_id, level=level, message=message, ts=utcnow(), step=step))
 
 
 def read_logs(*, session: Session, job_id: str, after: int, limit: int) -> Sequence[LogLine]:
@@ -268,8 +274,22 @@ def read_logs(*, session: Session, job_id: str, after: int, limit: int) -> Seque
     ).all()
 
 
-def add_metric(*, session: Session, job_id: str, **values: Any) -> None:
-    session.add(MetricPoint(job_id=job_id, ts=utcnow(), **values))
+def add_metric(*, session: Session, job_id: str, step: int, merge: bool = False, **values: Any) -> None:
+    """The job's one metric point of ``step``, written anew (so a reader following the cursor sees it).
+
+    An earlier point of the same step is replaced: by a resumed run redoing the step, or by a retried write.
+    ``merge`` keeps the earlier point's values where this one has none (a held-out loss logged at the same
+    step as the training loss, by the same run).
+    """
+    earlier = session.scalar(select(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step == step))
+    if earlier is not None:
+        if merge:
+            for column in MetricPoint.__table__.columns:
+                if column.name not in ("id", "job_id", "ts", "step") and values.get(column.name) is None:
+                    values[column.name] = getattr(earlier, column.name)
+        session.delete(earlier)
+        session.flush()
+    session.add(MetricPoint(job_id=job_id, ts=utcnow(), step=step, **values))
 
 
 def read_metrics(*, session: Session, job_id: str, after: int, limit: int) -> Sequence[MetricPoint]:
@@ -324,6 +344,10 @@ def read_events(*, session: Session, job_id: str, after: int, limit: int) -> Seq
     return session.scalars(
         select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after).order_by(JobEvent.id).limit(limit)
     ).all()
+
+
+def delete_checkpoint(*, session: Session, job_id: str, path: str) -> None:
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.path == path))
 
 
 def list_checkpoints(*, session: Session, job_id: str) -> Sequence[Checkpoint]:

@@ -92,18 +92,26 @@ class Job(QueuedWork, Base):
 
 class LogLine(Base):
     __tablename__ = "log_lines"
-    __table_args__ = (Index("ix_log_lines_job_id_id", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_log_lines_job_id_id", "job_id", "id"),
+        # A training step's progress line: one per step, replaced when a resumed run redoes the step.
+        Index("ux_log_lines_job_id_step", "job_id", "step", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     level: Mapped[str] = mapped_column(String(16), default="INFO")
     message: Mapped[str] = mapped_column(Text)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class MetricPoint(Base):
     __tablename__ = "metric_points"
-    __table_args__ = (Index("ix_metric_points_job_id_id", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_metric_points_job_id_id", "job_id", "id"),
+        Index("ux_metric_points_job_id_step", "job_id", "step", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))

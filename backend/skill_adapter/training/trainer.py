@@ -15,8 +15,14 @@ from trl import SFTConfig, SFTTrainer
 
 from skill_adapter.core.errors import TrainingError
 from skill_adapter.reporting import JobReporter
-from skill_adapter.training.callbacks import CancelCallback, CheckpointCallback, ProgressCallback, step_metrics
-from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete
+from skill_adapter.training.callbacks import (
+    CancelCallback,
+    CheckpointCallback,
+    FiniteLossCallback,
+    ProgressCallback,
+    step_metrics,
+)
+from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete, non_finite_tensors
 from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import attach_adapter, load_base_model, load_tokenizer
@@ -146,6 +152,8 @@ def train_adapter(
     )
     progress = ProgressCallback(reporter, num_epochs=int(config["num_epochs"]))
     cancel = CancelCallback(reporter)
+    keep = config.get("keep_checkpoints")
+    checkpoints = CheckpointCallback(reporter, output_dir, keep=int(keep) if keep else None)
     trainer = SFTTrainer(
         model=model,
         args=sft_config(
@@ -162,12 +170,13 @@ def train_adapter(
         train_dataset=records(dataset.train),
         eval_dataset=records(dataset.held_out) if has_eval else None,
         processing_class=tokenizer,
-        callbacks=[progress, CheckpointCallback(reporter, output_dir), cancel],
+        callbacks=[progress, FiniteLossCallback(), checkpoints, cancel],
     )
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback logs every step to the job instead
     resume = latest_complete_checkpoint(output_dir)
     if resume is not None:
         reporter.log(f"resuming from {resume.name}")
+        checkpoints.resumed_from = resume
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except torch.cuda.OutOfMemoryError as exc:
@@ -178,6 +187,12 @@ def train_adapter(
 
     final = output_dir / "final"
     trainer.save_model(str(final))
+    if bad := non_finite_tensors(final):  # never a "succeeded" adapter full of NaN
+        raise TrainingError(
+            f"the trained adapter has {len(bad)} tensor(s) with NaN or infinite values (first: {bad[0]}); "
+            "lower learning_rate or lora_alpha",
+            code="non_finite_loss",
+        )
     mark_complete(final, step=trainer.state.global_step)
     reporter.checkpoint(step=trainer.state.global_step, path=final, metrics=step_metrics(trainer.state))
     reporter.log(f"adapter saved to {final}")
