@@ -4,7 +4,7 @@
     uv run python bench/train_bench.py --model smollm2-135m-instruct --skill skills/commit-messages/SKILL.md \
         --epochs 1 --max-seq-length 512     # the real default model, a few steps
 
-1. The same model, data and settings trained (a) by a bare `SFTTrainer` script in this process and
+1. The same model, data and settings trained (a) by a bare `SFTTrainer` script in a fresh process and
    (b) as a job through the whole service path (job row, claim, child process, callbacks writing every
    step to the database, checkpoints). Reported: training-loop tokens/s of each and their ratio, and the
    job's whole wall time (start-up included) beside the bare loop's.
@@ -137,6 +137,17 @@ def startup_phases(settings: Settings, job_id: str) -> list[tuple[str, float]]:
     return phases
 
 
+def fresh(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` in a new process of its own, as the service runs each job: a second run in a warm process
+    skips the first step's one-off costs (kernel set-up, allocator growth: ~15 s of 55 on the real model) and
+    would flatter whichever side ran warm."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
 
@@ -148,7 +159,7 @@ def _mean(values: list[float]) -> float:
 def packing_run(config: dict[str, Any], skill_file: Path, out: Path, packing: bool) -> dict[str, float]:
     if packing and os.environ.get("PACK_ROWS_PER_STEP"):
         config = {**config, "batch_size": 1, "gradient_accumulation_steps": int(config["batch_size"])}
-    return bare_run({**config, "packing": packing}, skill_file, out, evaluate=False)
+    return fresh(bare_run, {**config, "packing": packing}, skill_file, out, evaluate=False)
 
 
 def main() -> None:
@@ -184,10 +195,10 @@ def main() -> None:
         tmp_path = Path(tmp)
         for r in range(args.rounds):
             if "service" not in args.skip:  # ABBA: bare, service, service, bare
-                bares.append(bare_run(config, args.skill, tmp_path / f"bare{r}a"))
+                bares.append(fresh(bare_run, config, args.skill, tmp_path / f"bare{r}a"))
                 services.append(service_run(config, args.skill, tmp_path / f"service{r}a"))
                 services.append(service_run(config, args.skill, tmp_path / f"service{r}b"))
-                bares.append(bare_run(config, args.skill, tmp_path / f"bare{r}b"))
+                bares.append(fresh(bare_run, config, args.skill, tmp_path / f"bare{r}b"))
                 print(f"round {r + 1}: service loop {[round(s['loop_seconds'], 2) for s in services[-2:]]} s, "
                       f"bare loop {[round(b['loop_seconds'], 2) for b in bares[-2:]]} s, "
                       f"load {load_average()}", flush=True)  # fmt: skip

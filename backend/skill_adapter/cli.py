@@ -284,7 +284,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     print("  starting the training process (it imports torch, transformers and TRL first)", flush=True)
 
     result: dict[str, str] = {}
-    runner = threading.Thread(target=lambda: result.update(status=execute_job(job_id, settings=settings)))
+
+    def run() -> None:
+        status = execute_job(job_id, settings=settings)
+        while status == "queued":  # the training process died with attempts left: resume it here, now
+            status = execute_job(job_id, settings=settings)
+        result.update(status=status)
+
+    runner = threading.Thread(target=run)
     runner.start()
     bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
     bar.set_postfix_str("starting")

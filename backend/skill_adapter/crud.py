@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from skill_adapter.core.errors import EvaluationNotFoundError, JobNotFoundError, JobStateError
-from skill_adapter.models import Checkpoint, Evaluation, Job, LogLine, MetricPoint, utcnow
+from skill_adapter.models import Checkpoint, Evaluation, Job, JobEvent, LogLine, MetricPoint, utcnow
+
+# Events that webhooks announce: every terminal state, and (when the job opts in) each saved checkpoint.
+WEBHOOK_EVENT_TYPES = frozenset({"succeeded", "failed", "cancelled", "checkpoint_saved"})
 
 if TYPE_CHECKING:
     from skill_adapter.auth import Caller
@@ -42,6 +45,18 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    add_event(
+        session=session,
+        job_id=job_id,
+        type="created",
+        message=f"Job created for skill {skill_name!r} on {config.get('base_model') or config.get('model')}",
+        data={
+            "skill_name": skill_name,
+            "base_model": config.get("base_model"),
+            "adapter_type": config.get("adapter_type"),
+        },
+    )
+    add_event(session=session, job_id=job_id, type="queued", message="Job queued; waiting for a worker")
     return job
 
 
@@ -100,7 +115,17 @@ def claim_job(*, session: Session, job_id: str, worker_id: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    attempt = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    add_event(
+        session=session,
+        job_id=job_id,
+        type="started",
+        message=f"Started on worker {worker_id} (attempt {attempt})",
+        data={"worker_id": worker_id, "attempt": attempt},
+    )
+    return True
 
 
 def finish_job(
@@ -117,7 +142,9 @@ def finish_job(
     values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
     if status == "succeeded":
         values.update(progress=1.0, eta_seconds=0.0)
-    if error is not None:
+    if error is None:  # a retried job that ends well drops the message about its earlier attempt
+        values.update(error_code=None, error_message=None)
+    else:
         values["error_code"] = error.get("code", "training_failed")
         values["error_message"] = error.get("message", "")
     if adapter_path is not None:
@@ -128,7 +155,34 @@ def finish_job(
     result = session.execute(
         update(Job).where(*conditions).values(**values).execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    add_terminal_event(session=session, job_id=job_id, status=status, error=error, adapter_path=adapter_path)
+    return True
+
+
+def add_terminal_event(
+    *,
+    session: Session,
+    job_id: str,
+    status: str,
+    error: dict[str, Any] | None = None,
+    adapter_path: str | None = None,
+) -> None:
+    """The ``succeeded`` / ``failed`` (with its error) / ``cancelled`` event, in the caller's transaction."""
+    data: dict[str, Any] = {"status": status}
+    if status == "succeeded":
+        data["adapter_path"] = adapter_path
+        message = "Job succeeded" + (f"; adapter saved to {adapter_path}" if adapter_path else "")
+        level = "info"
+    elif status == "failed":
+        code = (error or {}).get("code", "training_failed")
+        detail = (error or {}).get("message", "")
+        data["error"] = {"code": code, "message": detail}
+        message, level = f"Job failed: [{code}] {detail}", "error"
+    else:
+        message, level = "Job cancelled", "warning"
+    add_event(session=session, job_id=job_id, type=status, message=message, level=level, data=data)
 
 
 def update_job(*, session: Session, job_id: str, **values: Any) -> None:
@@ -144,12 +198,14 @@ def request_cancel(*, session: Session, job_id: str, caller: Caller | None = Non
         return job
     if job.status in ("succeeded", "failed"):
         raise JobStateError(f"Job {job_id} already {job.status}; only queued or running jobs can be cancelled")
-    session.execute(
+    cancelled_now = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "queued")
         .values(status="cancelled", finished_at=utcnow(), cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
+    if cancelled_now.rowcount:  # type: ignore[attr-defined]
+        add_terminal_event(session=session, job_id=job_id, status="cancelled")
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "running")
@@ -187,15 +243,29 @@ def requeue_job(*, session: Session, job_id: str, worker_id: str | None) -> bool
         .values(status="queued", worker_id=None, enqueued_at=None)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    add_event(
+        session=session,
+        job_id=job_id,
+        type="requeued",
+        level="warning",
+        message=f"Worker {worker_id} stopped sending heartbeats; job requeued to resume from its last checkpoint",
+        data={"reason": "worker_lost", "worker_id": worker_id},
+    )
+    return True
 
 
 def is_cancel_requested(*, session: Session, job_id: str) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def add_log(*, session: Session, job_id: str, message: str, level: str = "INFO") -> None:
-    session.add(LogLine(job_id=job_id, level=level, message=message, ts=utcnow()))
+def add_log(*, session: Session, job_id: str, message: str, level: str = "INFO", step: int | None = None) -> None:
+    """A log line; with ``step``, the step's one progress line, replacing an earlier attempt's line of that step
+    (deleted and written anew, so a reader following the cursor sees the new one)."""
+    if step is not None:
+        session.execute(delete(LogLine).where(LogLine.job_id == job_id, LogLine.step == step))
+    session.add(LogLine(job_id=job_id, level=level, message=message, ts=utcnow(), step=step))
 
 
 def read_logs(*, session: Session, job_id: str, after: int, limit: int) -> Sequence[LogLine]:
@@ -204,8 +274,22 @@ def read_logs(*, session: Session, job_id: str, after: int, limit: int) -> Seque
     ).all()
 
 
-def add_metric(*, session: Session, job_id: str, **values: Any) -> None:
-    session.add(MetricPoint(job_id=job_id, ts=utcnow(), **values))
+def add_metric(*, session: Session, job_id: str, step: int, merge: bool = False, **values: Any) -> None:
+    """The job's one metric point of ``step``, written anew (so a reader following the cursor sees it).
+
+    An earlier point of the same step is replaced: by a resumed run redoing the step, or by a retried write.
+    ``merge`` keeps the earlier point's values where this one has none (a held-out loss logged at the same
+    step as the training loss, by the same run).
+    """
+    earlier = session.scalar(select(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step == step))
+    if earlier is not None:
+        if merge:
+            for column in MetricPoint.__table__.columns:
+                if column.name not in ("id", "job_id", "ts", "step") and values.get(column.name) is None:
+                    values[column.name] = getattr(earlier, column.name)
+        session.delete(earlier)
+        session.flush()
+    session.add(MetricPoint(job_id=job_id, ts=utcnow(), step=step, **values))
 
 
 def read_metrics(*, session: Session, job_id: str, after: int, limit: int) -> Sequence[MetricPoint]:
@@ -217,8 +301,53 @@ def read_metrics(*, session: Session, job_id: str, after: int, limit: int) -> Se
     ).all()
 
 
-def add_checkpoint(*, session: Session, job_id: str, step: int, path: str) -> None:
-    session.add(Checkpoint(job_id=job_id, step=step, path=path, created_at=utcnow()))
+def add_checkpoint(
+    *, session: Session, job_id: str, step: int, path: str, metrics: dict[str, Any] | None = None
+) -> None:
+    """A checkpoint row with its step's metrics, and its ``checkpoint_saved`` event (one transaction)."""
+    session.add(Checkpoint(job_id=job_id, step=step, path=path, created_at=utcnow(), metrics=metrics))
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in (metrics or {}).items() if isinstance(v, (int, float)))
+    add_event(
+        session=session,
+        job_id=job_id,
+        type="checkpoint_saved",
+        message=f"Saved {name} at step {step}" + (f" ({shown})" if shown else ""),
+        data={"step": step, "name": name, "path": path, "metrics": metrics or {}},
+    )
+
+
+def add_event(
+    *,
+    session: Session,
+    job_id: str,
+    type: str,
+    message: str,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Record one event of a job's life in the caller's transaction (webhook-worthy ones are marked pending)."""
+    session.add(
+        JobEvent(
+            job_id=job_id,
+            time=utcnow(),
+            level=level,
+            type=type,
+            message=message,
+            data=data,
+            webhook_state="pending" if type in WEBHOOK_EVENT_TYPES else None,
+        )
+    )
+
+
+def read_events(*, session: Session, job_id: str, after: int, limit: int) -> Sequence[JobEvent]:
+    return session.scalars(
+        select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after).order_by(JobEvent.id).limit(limit)
+    ).all()
+
+
+def delete_checkpoint(*, session: Session, job_id: str, path: str) -> None:
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.path == path))
 
 
 def list_checkpoints(*, session: Session, job_id: str) -> Sequence[Checkpoint]:
@@ -347,7 +476,23 @@ def finish_evaluation(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    job_id = session.scalar(select(Evaluation.job_id).where(Evaluation.id == evaluation_id))
+    if job_id is not None:
+        data: dict[str, Any] = {"evaluation_id": evaluation_id, "status": status, "report_path": report_path}
+        if error is not None:
+            data["error"] = {"code": values["error_code"], "message": values["error_message"]}
+        add_event(
+            session=session,
+            job_id=job_id,
+            type="evaluation_finished",
+            level="info" if status == "succeeded" else "error",
+            message=f"Evaluation {evaluation_id} {status}"
+            + (f": [{values['error_code']}] {values['error_message']}" if error is not None else ""),
+            data=data,
+        )
+    return True
 
 
 def expired_running_evaluations(*, session: Session, lease: timedelta) -> Sequence[Evaluation]:

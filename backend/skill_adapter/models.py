@@ -92,18 +92,26 @@ class Job(QueuedWork, Base):
 
 class LogLine(Base):
     __tablename__ = "log_lines"
-    __table_args__ = (Index("ix_log_lines_job_id_id", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_log_lines_job_id_id", "job_id", "id"),
+        # A training step's progress line: one per step, replaced when a resumed run redoes the step.
+        Index("ux_log_lines_job_id_step", "job_id", "step", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     level: Mapped[str] = mapped_column(String(16), default="INFO")
     message: Mapped[str] = mapped_column(Text)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class MetricPoint(Base):
     __tablename__ = "metric_points"
-    __table_args__ = (Index("ix_metric_points_job_id_id", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_metric_points_job_id_id", "job_id", "id"),
+        Index("ux_metric_points_job_id_step", "job_id", "step", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -129,6 +137,8 @@ class Checkpoint(Base):
     step: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The step's metrics when it was saved: train loss, validation loss, token accuracy (what was logged).
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Evaluation(QueuedWork, Base):
@@ -164,6 +174,53 @@ class Worker(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class JobEvent(Base):
+    """One typed event in a job's life (created, started, checkpoint_saved, failed, ...), for the events API.
+
+    ``webhook_state`` is ``pending`` for an event that webhooks announce (terminal states, checkpoints) until
+    the worker's dispatcher has turned it into deliveries (``done``); NULL for every other event.
+    """
+
+    __tablename__ = "job_events"
+    __table_args__ = (
+        Index("ix_job_events_job_id_id", "job_id", "id"),
+        Index("ix_job_events_webhook_state", "webhook_state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    level: Mapped[str] = mapped_column(String(16), default="info")
+    type: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    webhook_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class WebhookDelivery(Base):
+    """One event to POST to one receiver, kept until delivered or given up (at least once, across restarts).
+
+    ``id`` is the ``webhook-id`` header: the same on every retry, so receivers can drop duplicates.
+    ``next_attempt_at`` is also the claim: a dispatcher pushes it forward before sending (compare-and-set).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("job_events.id", ondelete="CASCADE"), nullable=True)
+    url: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApiKey(Base):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from skill_adapter import crud
+from skill_adapter.core.budget import work_budget
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import SkillAdapterError
@@ -87,26 +88,67 @@ def execute_job(job_id: str, *, settings: Settings) -> str:
             child.join()
         raise
 
-    return retry_db(lambda: _record_end(settings, job_id, child.exitcode), what="recording the job's end")
+    status = retry_db(
+        lambda: _record_end(settings, job_id, child.exitcode, worker_id=worker_id), what="recording the job's end"
+    )
+    if status == "queued":  # the training process died and the job has attempts left: send it again
+        from skill_adapter.service import enqueue_job
+        from skill_adapter.worker.queue import sender
+
+        enqueue_job(job_id, settings=settings, enqueue=sender(settings))
+    return status
 
 
-def _record_end(settings: Settings, job_id: str, exitcode: int | None) -> str:
-    """The job's final status, after failing it when its training process died without recording one."""
+def describe_exit(exitcode: int | None) -> str:
+    """How a training process ended, in words: a signal's name and what usually sends it."""
+    if exitcode is None:
+        return "did not report an exit code"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        cause = " (the out-of-memory killer, or a kill -9)" if -exitcode == signal.SIGKILL else ""
+        return f"was killed by {name}{cause}"
+    return f"exited with code {exitcode}"
+
+
+def _record_end(settings: Settings, job_id: str, exitcode: int | None, *, worker_id: str | None = None) -> str:
+    """The job's status once its training process has ended.
+
+    A process that died without recording an outcome (killed, out of memory) is retried from the newest
+    complete checkpoint while attempts remain; after the last attempt the job fails with the cause.
+    """
+    from skill_adapter.training.checkpoints import latest_complete_checkpoint
+
     with session_scope(settings) as session:
         job = crud.get_job(session=session, job_id=job_id)
         if job.status == "running":
+            how = describe_exit(exitcode)
             if job.cancel_requested:
                 crud.finish_job(session=session, job_id=job_id, status="cancelled")
+            elif job.attempts < settings.max_attempts and crud.requeue_job(
+                session=session, job_id=job_id, worker_id=worker_id if worker_id is not None else job.worker_id
+            ):
+                resume = latest_complete_checkpoint((settings.checkpoint_dir / job_id).resolve())
+                where = f"from {resume.name}" if resume is not None else "from the start (no complete checkpoint)"
+                message = (
+                    f"The training process {how} at step {job.step}; retrying {where} "
+                    f"(attempt {job.attempts + 1} of {settings.max_attempts})."
+                )
+                crud.add_log(session=session, job_id=job_id, level="WARNING", message=message)
+                crud.update_job(session=session, job_id=job_id, error_code="worker_crashed", error_message=message)
             else:
+                crud.add_log(session=session, job_id=job_id, level="ERROR", message=f"the training process {how}")
                 crud.finish_job(
                     session=session,
                     job_id=job_id,
                     status="failed",
                     error={
                         "code": "worker_crashed",
-                        "message": f"The training process exited unexpectedly (exit code {exitcode}). "
-                        "See the job's logs; if it ran out of memory, reduce batch_size or max_seq_length "
-                        "or use QLoRA.",
+                        "message": f"The training process {how}, on attempt {job.attempts} of "
+                        f"{settings.max_attempts}. See the job's logs; if it ran out of memory, reduce batch_size "
+                        "or max_seq_length or use QLoRA.",
                     },
                 )
         session.flush()
@@ -183,10 +225,11 @@ def _train(
     skill_path = Path(job.skill_path)
 
     reporter.log(f"parsing {skill_path}")
-    skill = load_skill_path(skill_path)
+    with work_budget(what="parsing the skill and building its dataset"):
+        skill = load_skill_path(skill_path)
+        dataset = build_dataset(skill, seed=int(config["seed"]))
     for finding in skill.findings:
         reporter.log(f"skill finding {finding.code} (line {finding.line}): {finding.message}", level="WARNING")
-    dataset = build_dataset(skill, seed=int(config["seed"]))
     write_jsonl(dataset, output_dir / "dataset")
     stats = dataset_stats(
         dataset,
@@ -198,11 +241,19 @@ def _train(
         f"dataset: {len(dataset.train)} train and {len(dataset.held_out)} held-out examples "
         f"(saved in {output_dir / 'dataset'})"
     )
+    reporter.event(
+        "dataset_built",
+        f"Dataset built: {len(dataset.train)} train and {len(dataset.held_out)} held-out examples",
+        data={"train_examples": len(dataset.train), "held_out_examples": len(dataset.held_out), "stats": stats},
+    )
 
     reporter.log("importing torch, transformers, PEFT and TRL")
     from skill_adapter.training.trainer import train_adapter
 
-    result = train_adapter(config=config, dataset=dataset, output_dir=output_dir, reporter=reporter)
+    config.setdefault("keep_checkpoints", settings.keep_checkpoints)
+    result = train_adapter(
+        config=config, dataset=dataset, output_dir=output_dir, reporter=reporter, job_id=job_id, skill_name=skill.name
+    )
     if result.cancelled:
         return "cancelled", None, None
     from skill_adapter.serving.card import write_model_card

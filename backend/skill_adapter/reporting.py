@@ -100,9 +100,11 @@ class JobReporter:
         self._heartbeat_at = 0.0
         self._cancelled = False
 
-    def log(self, message: str, level: str = "INFO") -> None:
-        """A log line in the database and, when there is one, in the job's log file."""
-        db_call(self.settings, crud.add_log, job_id=self.job_id, message=message, level=level)
+    def log(self, message: str, level: str = "INFO", *, step: int | None = None) -> None:
+        """A log line in the database and, when there is one, in the job's log file.
+
+        ``step`` marks a training step's progress line: there is one per step, a redone step replaces it."""
+        db_call(self.settings, crud.add_log, job_id=self.job_id, message=message, level=level, step=step)
         if self.log_file is not None:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             with self.log_file.open("a", encoding="utf-8") as fh:
@@ -118,17 +120,26 @@ class JobReporter:
             self._heartbeat_at = now
             self.progress()
 
-    def metric(self, *, job_values: dict[str, Any], **point: Any) -> None:
-        """One metric point plus the job's latest values, in one transaction."""
+    def metric(self, *, job_values: dict[str, Any], merge: bool = False, **point: Any) -> None:
+        """The step's metric point plus the job's latest values, in one transaction (see ``crud.add_metric``)."""
 
         def write(session: Session) -> None:
-            crud.add_metric(session=session, job_id=self.job_id, **point)
+            crud.add_metric(session=session, job_id=self.job_id, merge=merge, **point)
             crud.update_job(session=session, job_id=self.job_id, **job_values)
 
         _in_transaction(self.settings, write)
 
-    def checkpoint(self, *, step: int, path: Path) -> None:
-        db_call(self.settings, crud.add_checkpoint, job_id=self.job_id, step=step, path=str(path))
+    def checkpoint(self, *, step: int, path: Path, metrics: dict[str, Any] | None = None) -> None:
+        """A checkpoint row with its step's metrics, and its ``checkpoint_saved`` event."""
+        db_call(self.settings, crud.add_checkpoint, job_id=self.job_id, step=step, path=str(path), metrics=metrics)
+
+    def event(self, type: str, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        """One typed event of the job's life (the events API)."""
+        db_call(self.settings, crud.add_event, job_id=self.job_id, type=type, message=message, level=level, data=data)
+
+    def forget_checkpoint(self, *, path: Path) -> None:
+        """Drop the row of a checkpoint folder that retention removed."""
+        db_call(self.settings, crud.delete_checkpoint, job_id=self.job_id, path=str(path))
 
     def cancel_requested(self) -> bool:
         """Whether the job's cancel flag is set (read at most once per poll interval)."""

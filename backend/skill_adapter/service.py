@@ -18,6 +18,7 @@ from skill_adapter import crud
 from skill_adapter.admission import admit
 from skill_adapter.auth import Caller
 from skill_adapter.core.base_models import same_model
+from skill_adapter.core.budget import work_budget
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import InvalidParameterError, PathOutsideRootError, SkillNotFoundError
@@ -33,6 +34,19 @@ def new_job_id() -> str:
     return f"train-{uuid.uuid4().hex[:12]}"
 
 
+def shown_path(path: Path | str, *, root: Path) -> str:
+    """``path`` as an answer names it: relative to ``root`` (prefixed with ``root`` itself when that is
+    configured as a relative path), never as an absolute server path; a path outside ``root`` shows its name."""
+    resolved_root = root.expanduser().resolve()
+    try:
+        relative = Path(path).resolve().relative_to(resolved_root)
+    except ValueError:
+        return Path(path).name
+    if root.is_absolute():
+        return relative.as_posix()
+    return (root / relative).as_posix()
+
+
 def resolve_skill_path(skill_path: str, *, skills_root: Path) -> Path:
     """The SKILL.md that ``skill_path`` names, confined to ``skills_root``.
 
@@ -44,19 +58,29 @@ def resolve_skill_path(skill_path: str, *, skills_root: Path) -> Path:
         candidate = Path(skill_path)
         target = (candidate if candidate.is_absolute() else root / candidate).resolve()
     except (ValueError, OSError) as exc:
-        raise InvalidParameterError(f"skill_path is not a usable path: {exc}", field="skill_path") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidParameterError(f"skill_path is not a usable path: {reason}", field="skill_path") from None
+    shown = skill_path[:300]  # messages name the client's own text and paths under the root, never the server's
     if not target.is_relative_to(root):
         raise PathOutsideRootError(
-            f"skill_path {skill_path!r} resolves outside the skills root {root}; "
+            f"skill_path {shown!r} resolves outside the skills root; "
             "put the skill under SKILL_ADAPTER_SKILLS_ROOT or upload it",
-            skill_path=skill_path,
+            skill_path=shown,
         )
-    if target.is_dir() and (target / "SKILL.md").is_file():
-        target = target / "SKILL.md"
-    if not target.is_file():
+    try:
+        if target.is_dir() and (target / "SKILL.md").is_file():
+            target = target / "SKILL.md"
+        found = target.is_file()
+    except OSError as exc:  # a name too long for the file system (ENAMETOOLONG), say
+        raise InvalidParameterError(
+            f"skill_path is not a usable path: {exc.strerror or type(exc).__name__}", field="skill_path"
+        ) from None
+    if not found:
+        relative = target.relative_to(root).as_posix() or "."
         raise SkillNotFoundError(
-            f"No SKILL.md at {skill_path!r} (looked for {target}); paths are relative to {root}",
-            skill_path=skill_path,
+            f"No SKILL.md at {shown!r} (looked for {relative!r} under the skills root); "
+            "paths are relative to the skills root (GET /api/skills lists them)",
+            skill_path=shown,
         )
     return target
 
@@ -97,6 +121,7 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
             f"got {config['max_seq_length']}",
             field="max_seq_length",
         )
+    check_target_modules(config["target_modules"], model=config["model"])
     if config["adapter_type"] == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         raise InvalidParameterError(
             "adapter_type 'qlora' needs bitsandbytes, which is not installed on this server; "
@@ -104,6 +129,25 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
             field="adapter_type",
         )
     return config
+
+
+def check_target_modules(targets: str | list[str], *, model: str) -> None:
+    """Refuse module names the base model lacks (422), when its weights' headers are readable here."""
+    from skill_adapter.core.model_modules import lora_module_names, unknown_target_modules
+
+    if targets == "all-linear" or isinstance(targets, str):
+        return
+    modules = lora_module_names(model)
+    if modules is None:  # a hub model not downloaded yet, a built-in not converted yet: the worker checks
+        return
+    unknown = unknown_target_modules(list(targets), modules)
+    if unknown:
+        names = sorted({module.rsplit(".", 1)[-1] for module in modules})
+        raise InvalidParameterError(
+            f"target_modules {unknown} match no linear layer of the base model; "
+            f'its layers are named {names} (or use "all-linear")',
+            field="target_modules",
+        )
 
 
 def create_training_job(
@@ -123,8 +167,10 @@ def create_training_job(
     """
     from skill_adapter.skills.folder import load_skill_path
 
-    skill = load_skill_path(skill_file)
+    with work_budget():
+        skill = load_skill_path(skill_file)
     config = resolve_config(params, settings=settings)
+    config.update(notification_config(params, settings=settings))
     if params.init_adapter is not None:
         config["init_adapter"] = params.init_adapter
         config["init_adapter_path"] = resolve_init_adapter(
@@ -141,6 +187,29 @@ def create_training_job(
         idempotency_key=idempotency_key,
         owner=caller.owner if caller is not None else None,
     )
+
+
+def notification_config(params: TrainingParams, *, settings: Settings) -> dict[str, Any]:
+    """The job's receivers and trackers, checked now: a refused URL or a tracker that is not installed is a 422."""
+    from skill_adapter.training.trackers import TRACKER_PACKAGES
+    from skill_adapter.webhooks import check_url
+
+    config: dict[str, Any] = {}
+    if params.webhook_url is not None:
+        check_url(params.webhook_url, allow_private=settings.webhook_allow_private)
+        config["webhook_url"] = params.webhook_url.strip()
+    if params.webhook_checkpoints:
+        config["webhook_checkpoints"] = True
+    trackers = [] if params.report_to in (None, "none") else list(dict.fromkeys(params.report_to))
+    for name in trackers:
+        if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+            raise InvalidParameterError(
+                f"report_to {name!r} needs the {TRACKER_PACKAGES[name]} package, which is not installed on this "
+                f"server; install the '{name}' extra (uv sync --extra {name})",
+                field="report_to",
+            )
+    config["report_to"] = trackers
+    return config
 
 
 def resolve_init_adapter(*, session: Session, job_id: str, model: str, caller: Caller | None = None) -> str:
@@ -186,7 +255,8 @@ def store_upload(filename: str, data: bytes, dest: Path) -> Path:
             stem = Path(filename).name[: -len(suffix)]
             return extract_archive(data, filename, dest / folder_slug(stem)) / "SKILL.md"
     try:
-        name = parse_skill(data).name
+        with work_budget():
+            name = parse_skill(data).name
     except SkillParseError:  # refused properly when the job or preview loads it
         name = ""
     target = dest / folder_slug(name) / "SKILL.md"
@@ -219,10 +289,11 @@ def preview_skill(
     from skill_adapter.datasets.stats import dataset_stats, find_tokenizer_json
     from skill_adapter.skills.folder import load_skill_path
 
-    skill = load_skill_path(skill_file)
     seed = settings.seed if seed is None else seed
     max_len = settings.max_seq_length if max_seq_length is None else max_seq_length
-    dataset = build_dataset(skill, seed=seed)
+    with work_budget(what="parsing the skill and building its dataset"):
+        skill = load_skill_path(skill_file)
+        dataset = build_dataset(skill, seed=seed)
     stats = dataset_stats(
         dataset, tokenizer_json=find_tokenizer_json(settings.model_name_or_path), max_seq_length=max_len
     )

@@ -154,6 +154,7 @@ def test_another_key_gets_404_and_an_admin_sees_everything(
         crud.update_job(session=session, job_id=job_id, status="succeeded")
     job = f"/api/training/{job_id}"
     reads = ["status", "logs", "metrics", "checkpoints", "evaluation", "evaluations", f"evaluations/{evaluation.id}"]
+    reads.append("events")
     for path in reads:
         answer = secure.get(f"{job}/{path}", headers=bob)
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "job_not_found", path

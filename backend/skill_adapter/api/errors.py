@@ -22,14 +22,22 @@ RETRY_AFTER_SECONDS = 5
 
 
 def error_response(
-    status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    response_headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    headers: dict[str, str] | None = None
+    headers = dict(response_headers or {})
     if status in (429, 503):
-        headers = {"Retry-After": str(retry_after if retry_after is not None else RETRY_AFTER_SECONDS)}
+        headers["Retry-After"] = str(retry_after if retry_after is not None else RETRY_AFTER_SECONDS)
     elif status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="skill-adapter"'}
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
+        headers["WWW-Authenticate"] = 'Bearer realm="skill-adapter"'
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers or None
+    )
 
 
 def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str, list[str]]:
@@ -79,7 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        # Starlette's own headers (a 405's Allow) go out with our body.
+        return error_response(exc.status_code, code, str(exc.detail), response_headers=dict(exc.headers or {}))
 
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)

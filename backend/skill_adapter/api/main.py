@@ -50,8 +50,12 @@ def mount_dashboard(app: FastAPI, dist: Path) -> bool:
         if path == "api" or path.startswith("api/"):
             return error_response(404, "not_found", "Not Found")
         if path:
-            candidate = (root / path).resolve()
-            if candidate.is_relative_to(root) and candidate.is_file():
+            try:
+                candidate = (root / path).resolve()
+                found = candidate.is_relative_to(root) and candidate.is_file()
+            except (OSError, ValueError):  # a name too long for the file system, a NUL byte: not a file of ours
+                found = False
+            if found:
                 # Vite names built assets by content hash: they never change under the same name.
                 immutable = candidate.parent.name == "assets"
                 headers = {"Cache-Control": "public, max-age=31536000, immutable"} if immutable else None
@@ -89,8 +93,18 @@ def run_server(app: FastAPI, *, host: str, port: int) -> None:
     """Serve a built app as ``skill-adapter serve`` does (``bench/status_bench.py`` runs its app through here too)."""
     import uvicorn
 
+    from skill_adapter.api.connections import guarded_protocol
+
+    settings: Settings | None = getattr(app.state, "settings", None)
+    timeout = (
+        settings.client_timeout_seconds
+        if settings is not None
+        else Settings.model_fields["client_timeout_seconds"].default
+    )
     freeze_startup_heap()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # Slow or stalled clients lose their connection: read deadlines for headers and body (api/connections.py),
+    # and idle keep-alive connections close after 5 s (uvicorn's own timeout).
+    uvicorn.run(app, host=host, port=port, log_level="info", http=guarded_protocol(timeout), timeout_keep_alive=5)
 
 
 def create_app(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -15,3 +17,23 @@ def model_response(model: BaseModel, *, status_code: int = 200) -> Response:
     keep ``response_model`` for the OpenAPI schema. The bytes are what FastAPI would send: the model's JSON.
     """
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON (invalid_json), or the Host header names another server (host_not_allowed)",
+    401: "An API key is required or the one sent is not valid (when the server has keys)",
+    403: "Refused: skill_path outside the skills root, or a cross-site or foreign-host request",
+    404: "No such job, evaluation or skill",
+    409: "The job is in a state that does not allow this",
+    413: "The body or the uploaded file is over its size limit (code payload_too_large)",
+    429: "Too many active jobs or requests for this key; retry after Retry-After seconds",
+    422: "A parameter or the skill is invalid; the body names the field or the line",
+    503: "The database is unavailable; retry after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route gives: each the ``{"error": {"code", "message"}}`` body."""
+    from skill_adapter.schemas import ErrorResponse
+
+    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}

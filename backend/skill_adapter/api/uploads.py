@@ -46,7 +46,7 @@ async def read_body(request: Request, *, cap: int) -> bytes:
     """The request body, refused with 413 once it passes ``cap`` bytes (declared or streamed)."""
     message = f"The request body is larger than the {cap // 1_000_000} MB limit"
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise PayloadTooLargeError(message, limit_bytes=cap)
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -65,9 +65,32 @@ def _validate(model: type[BaseModel], data: dict[str, Any], *, strict: bool) -> 
         raise InvalidParameterError(message, fields=fields) from None
 
 
+MAX_JSON_DEPTH = 32
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (iterative: no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_json(raw: bytes, model: type[BaseModel]) -> BaseModel:
     try:
-        data = json.loads(raw)
+        # NaN and Infinity are not JSON (Python's parser takes them by default).
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidJSONError(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.") from None
     except ValueError:
         raise InvalidJSONError(
             "The request body is not valid JSON; send a JSON object with Content-Type: application/json, "
@@ -75,6 +98,8 @@ def parse_json(raw: bytes, model: type[BaseModel]) -> BaseModel:
         ) from None
     if not isinstance(data, dict):
         raise InvalidParameterError("The request body must be a JSON object.")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise InvalidJSONError(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
     return _validate(model, data, strict=True)
 
 
@@ -110,6 +135,9 @@ async def _parse_multipart(request: Request, raw: bytes, upload_model: type[Base
     modules = fields.get("target_modules")
     if modules is not None and modules != "all-linear":  # a form field lists module names with commas
         fields["target_modules"] = [name.strip() for name in modules.split(",") if name.strip()]
+    trackers = fields.get("report_to")
+    if trackers is not None and trackers != "none":  # a form field lists trackers with commas
+        fields["report_to"] = [name.strip() for name in trackers.split(",") if name.strip()]
     upload_obj = Upload(filename=filename, data=data)
     cap = MAX_ARCHIVE if upload_obj.is_archive else MAX_SKILL_MD
     if len(data) > cap:
@@ -118,11 +146,7 @@ async def _parse_multipart(request: Request, raw: bytes, upload_model: type[Base
             f"The uploaded file is {len(data)} bytes; the limit for {kind} is {cap // 1_000_000} MB",
             limit_bytes=cap,
         )
-    if not upload_obj.is_archive and not filename.lower().endswith((".md", ".markdown", ".txt")):
-        raise InvalidParameterError(
-            f"Cannot tell what {filename!r} is: upload a SKILL.md (.md) or a skill folder as .zip or .tar.gz",
-            field="file",
-        )
+    # Any other name is read as a SKILL.md: the content decides (a binary file gets skill_invalid).
     return SkillRequest(fields=_validate(upload_model, fields, strict=False), upload=upload_obj)
 
 
@@ -141,6 +165,18 @@ async def read_skill_request(
 def upload_schema(fields: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI schema of the multipart form: the file plus the model's fields."""
     schema = fields.model_json_schema()
-    properties = {"file": {"type": "string", "format": "binary", "description": "SKILL.md, .zip or .tar.gz"}}
-    properties.update(schema.get("properties", {}))
-    return {"type": "object", "properties": properties, "required": ["file"]}
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "SKILL.md, .zip or .tar.gz"}
+    }
+    for name, prop in schema.get("properties", {}).items():
+        # A form field is a string that is present or absent: never null, never a JSON list.
+        options = [option for option in prop.get("anyOf", [prop]) if option.get("type") != "null"]
+        shown = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+        properties[name] = {**shown, **options[0]} if len(options) == 1 else {**shown, "anyOf": options}
+    if "target_modules" in properties:
+        properties["target_modules"] = {
+            "type": "string",
+            "pattern": r"^(all-linear|[A-Za-z0-9_.\-]+( *, *[A-Za-z0-9_.\-]+)*)$",
+            "description": 'all-linear, or module names separated by commas ("q_proj,v_proj")',
+        }
+    return {"type": "object", "properties": properties, "required": ["file"], "additionalProperties": False}

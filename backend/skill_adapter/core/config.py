@@ -34,6 +34,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        allow_inf_nan=False,  # the same finite ranges as a request's (schemas.py)
     )
 
     # Model configuration (the guide's variables)
@@ -54,11 +55,11 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=4, ge=1, le=1024)
     gradient_accumulation_steps: int = Field(default=4, ge=1, le=1024)
     num_epochs: int = Field(default=3, ge=1, le=1000)
-    max_seq_length: int = Field(default=2048, ge=16)
+    max_seq_length: int = Field(default=2048, ge=16, le=1_048_576)
 
     # LoRA configuration
     lora_r: int = Field(default=16, ge=1, le=256)
-    lora_alpha: float = Field(default=32, gt=0)
+    lora_alpha: float = Field(default=32, gt=0, le=4096)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: str = Field(
         default="all-linear",
@@ -68,7 +69,9 @@ class Settings(BaseSettings):
     # Efficiency and evaluation
     packing: bool = Field(default=False, description="Pack short examples into full rows (padding-free)")
     gradient_checkpointing: bool | None = Field(default=None, description="Unset: on for CUDA, off on the CPU")
-    eval_steps: int | None = Field(default=None, ge=1, description="Also evaluate every N steps (always per epoch)")
+    eval_steps: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Also evaluate every N steps (always per epoch)"
+    )
     eval_max_new_tokens: int = Field(
         default=128, ge=1, le=4096, description="Post-training evaluation: new tokens per greedy generation"
     )
@@ -81,9 +84,12 @@ class Settings(BaseSettings):
     skills_root: Path = Field(default=Path("skills"), description="The only folder skill_path may point into")
 
     # Checkpointing, logging, reproducibility
-    save_steps: int = Field(default=100, ge=1)
-    logging_steps: int = Field(default=1, ge=1)
-    seed: int = Field(default=42, ge=0)
+    save_steps: int = Field(default=100, ge=1, le=1_000_000)
+    logging_steps: int = Field(default=1, ge=1, le=1_000_000)
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    keep_checkpoints: int = Field(
+        default=3, ge=1, le=1000, description="Intermediate checkpoints kept per job (the newest N, plus final)"
+    )
 
     # Queue housekeeping
     requeue_after_seconds: float = Field(
@@ -99,6 +105,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Redis broker: an unacknowledged message is delivered again after this many seconds "
         "(harmless: a redelivered job id finds its job claimed)",
+    )
+    client_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="serve: close a connection whose request headers or body stall this long (slow clients)",
     )
     trust_remote_code: bool = False
 
@@ -116,6 +128,45 @@ class Settings(BaseSettings):
     serving_max_tokens: int = Field(
         default=512, ge=1, le=1_000_000, description="New tokens per chat answer when max_tokens is not given"
     )
+
+    # Webhooks (docs/events.md): signed POSTs of terminal states (and, opt-in, checkpoints) from the workers
+    webhook_urls: str = Field(
+        default="", description="Receivers (comma-separated http(s) URLs) told about every job, besides its own"
+    )
+    webhook_secret: str | None = Field(
+        default=None, description="Standard Webhooks signing secret, whsec_<base64>; unset: deliveries are unsigned"
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow receivers on loopback, private, link-local and metadata addresses"
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=300, description="Per delivery attempt")
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100, description="Attempts before a delivery is given up")
+    webhook_retry_seconds: float = Field(
+        default=5, gt=0, description="First retry delay; it doubles per attempt, at most one hour"
+    )
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _secret_form(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        from skill_adapter.webhooks import secret_key
+
+        secret_key(str(value))  # raises ValueError with the expected form
+        return str(value).strip()
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls_http(cls, value: str) -> str:
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        for url in urls:
+            if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+                raise ValueError(f"{url!r} is not an http(s) URL; list receivers separated by commas")
+        return ",".join(urls)
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [url for url in self.webhook_urls.split(",") if url]
 
     # Who may do what (docs/security.md)
     max_active_jobs_per_key: int = Field(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skill_adapter.core.budget import check_budget
 from skill_adapter.core.errors import DatasetError
 from skill_adapter.skills.model import Section, Skill
 
@@ -83,10 +84,18 @@ def _clean(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+# Every pattern below reads user text, so each is linear: a match attempt may only scan a run of
+# characters that no other attempt scans. The link pattern used to be ``\[([^\]]+)\]\([^)]*\)``, whose
+# label could run across every later ``[``: 40,000 of them took 20 s (quadratic).
+_CODE_SPAN = re.compile(r"`([^`]*)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*|__([^_]+)__")
+_LINK = re.compile(r"\[([^\[\]]+)\]\([^()]*\)")
+
+
 def _strip_markdown(text: str) -> str:
-    text = re.sub(r"`([^`]*)`", r"\1", text)
-    text = re.sub(r"\*\*([^*]+)\*\*|__([^_]+)__", lambda m: m.group(1) or m.group(2), text)
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
+    text = _CODE_SPAN.sub(r"\1", text)
+    text = _BOLD.sub(lambda m: m.group(1) or m.group(2), text)
+    text = _LINK.sub(r"\1", text)
     return text.strip()
 
 
@@ -110,6 +119,9 @@ _CUE = re.compile(
     r"|when (?:the )?user|applies when|for when)\b[:\s]*([^.]+)",
     re.IGNORECASE,
 )
+# ``(?<!\s)``: a separator starts at the first blank of a run, so a long blank run is scanned once, not
+# once per blank (``\s+(?:or|and)\s+`` alone is quadratic on a run of spaces).
+_CLAUSE_SPLIT = re.compile(r",\s*(?:or|and)?\s*|(?<!\s)\s+(?:or|and)\s+|;\s*|(?<!\s)\s+[-\u2013\u2014]\s+|:\s+")
 _THIRD_PERSON = re.compile(r"^([A-Z][a-z]+?)(ies|es|s)\b")
 
 
@@ -161,7 +173,7 @@ def _use_when_clauses(description: str) -> list[tuple[str, str]]:
     for match in _CUE.finditer(text):
         cue = match.group(0)[: match.start(1) - match.start(0)].lower()
         kind = "situation" if "when" in cue or "if" in cue or "user" in cue else "subject"
-        parts = re.split(r",\s*(?:or|and)?\s*|\s+(?:or|and)\s+|;\s*|\s+[-\u2013\u2014]\s+|:\s+", match.group(1))
+        parts = _CLAUSE_SPLIT.split(match.group(1))
         clauses.extend(_classify(kind, p.strip(" .\"'()")) for p in parts)
     first = (_sentences(text) or [""])[0]
     request = _third_person_to_request(first)
@@ -363,10 +375,10 @@ def explicit_examples(skill: Skill, rng: random.Random) -> Iterable[Example]:
     for example in skill.examples:
         yield Example(_clean(example.input), _clean(example.output), "explicit", example.section)
     for section in skill.sections:
-        topic = _title_phrase(section)
         for block in section.code_blocks:
             if len(block.code.strip()) < 10:
                 continue
+            topic = _title_phrase(section)
             language = block.language or "code"
             fence = f"```{block.language}\n{block.code.rstrip()}\n```"
             prompt = rng.choice(_CODE_PROMPTS).format(topic=topic, language=language)
@@ -390,6 +402,7 @@ def _chunks(text: str, limit: int = REFERENCE_CHUNK_CHARS) -> Iterable[tuple[str
             body = body[cut:].strip()
 
     for line in text.splitlines():
+        check_budget()
         match = re.match(r"^#{1,6}\s+(.*)", line)
         if match:
             yield from flush()
@@ -512,7 +525,9 @@ def build_dataset(skill: Skill, *, seed: int = 42, generators: Iterable[str] = G
     dropped: Counter[str] = Counter()
     raw: list[Example] = []
     for name in generators:
-        raw.extend(GENERATOR_FUNCTIONS[name](skill, _rng(seed, name, skill.name)))
+        for example in GENERATOR_FUNCTIONS[name](skill, _rng(seed, name, skill.name)):
+            check_budget()
+            raw.append(example)
     examples = _filter(raw, dropped)
     if not examples:
         raise DatasetError(

@@ -30,12 +30,12 @@ def load_skill_path(path: Path) -> Skill:
     path = Path(path)
     target = path / "SKILL.md" if path.is_dir() else path
     if not target.is_file():
-        raise SkillNotFoundError(f"no SKILL.md at {path}")
+        raise SkillNotFoundError(f"no SKILL.md in the folder {path.name!r}")
     try:
         with target.open("rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError as err:
-        raise SkillNotFoundError(f"cannot read {target}: {err.strerror}") from None
+        raise SkillNotFoundError(f"cannot read the SKILL.md in {target.parent.name!r}: {err.strerror}") from None
     folder = target.parent
     skill = parse_skill(data, source=str(target), folder_name=folder.resolve().name)
     attach_references(skill, folder)
@@ -257,5 +257,7 @@ def extract_archive(
     except SkillParseError:
         raise
     except Exception as err:  # zipfile/tarfile/zlib raise many types for corrupt input
-        raise SkillParseError(f"archive is corrupt or unreadable: {err}", reason="bad_archive") from None
+        # An OSError's text names the server's extraction folder: say only what went wrong.
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise SkillParseError(f"archive is corrupt or unreadable: {reason}", reason="bad_archive") from None
     return _skill_root(writer.root)

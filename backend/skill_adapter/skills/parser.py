@@ -15,6 +15,7 @@ import yaml
 from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from skill_adapter.core.budget import check_budget
 from skill_adapter.core.errors import SkillParseError
 from skill_adapter.skills.model import CodeBlock, ExplicitExample, Finding, Reference, Section, Skill
 
@@ -27,6 +28,7 @@ MAX_NAME_LEN = 64
 MAX_DESCRIPTION_LEN = 1024
 MAX_COMPATIBILITY_LEN = 500
 DERIVED_DESCRIPTION_LEN = 300
+MAX_SECTIONS = 5_000  # headings; each becomes training prompts, so more is spam, refused at once
 
 KNOWN_KEYS = ("name", "description", "license", "compatibility", "metadata", "allowed-tools")
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -48,6 +50,7 @@ class _GuardedLoader(yaml.SafeLoader):
         self._weights: dict[int, int] = {}
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        check_budget()
         if self.check_event(AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
@@ -117,7 +120,17 @@ def _decode(data: str | bytes, findings: list[Finding]) -> str:
 
 # ------------------------------------------------------------------------------------------ frontmatter
 
-_TOP_KEY_RE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$")
+# Linear: the value is taken whole and its trailing blanks stripped in code (a lazy ``(.*?)`` before
+# ``[ \t]*$`` re-scanned every run of blanks once per character: quadratic on a long line).
+_TOP_KEY_RE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)[ \t]*:(?:[ \t]+(.*))?$")
+
+
+def _top_key(line: str) -> tuple[str, str] | None:
+    """(key, value) of a top-level ``key: value`` line, the value without trailing blanks; None otherwise."""
+    m = _TOP_KEY_RE.match(line)
+    if m is None:
+        return None
+    return m.group(1), (m.group(2) or "").rstrip(" \t")
 
 
 def _split_frontmatter(text: str, findings: list[Finding]) -> tuple[str | None, str, int]:
@@ -137,11 +150,12 @@ def _repair(fm: str) -> tuple[str, list[int]]:
     out: list[str] = []
     repaired: list[int] = []
     for i, line in enumerate(fm.split("\n")):
-        m = _TOP_KEY_RE.match(line)
-        value = m.group(2) if m else None
+        check_budget()
+        m = _top_key(line)
+        value = m[1] if m else None
         if m and value and value[0] not in "\"'[{|>&*!" and (": " in value or value.endswith(":") or value[0] in "@`%"):
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-            out.append(f'{m.group(1)}: "{escaped}"')
+            out.append(f'{m[0]}: "{escaped}"')
             repaired.append(i + 2)
         else:
             out.append(line)
@@ -151,13 +165,13 @@ def _repair(fm: str) -> tuple[str, list[int]]:
 def _fallback(fm: str) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for line in fm.split("\n"):
-        m = _TOP_KEY_RE.match(line)
-        if not m or m.group(1) in data:
+        m = _top_key(line)
+        if not m or m[0] in data:
             continue
-        value = (m.group(2) or "").strip()
+        value = m[1].strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
-        data[m.group(1)] = value or None
+        data[m[0]] = value or None
     return data
 
 
@@ -272,11 +286,24 @@ def _fence_close(line: str, fence: str) -> bool:
     )
 
 
+def _strip_closing_hashes(title: str) -> str:
+    """A heading's text without its optional closing ``#`` sequence (``## Title ##`` -> ``Title``).
+
+    Plain string work: the pattern ``(?:^|[ \t]+)#+[ \t]*$`` it replaces was quadratic on long blank runs.
+    """
+    text = title.rstrip(" \t")
+    stem = text.rstrip("#")
+    if stem != text and (not stem or stem[-1] in " \t"):
+        text = stem
+    return text.strip()
+
+
 def _split_sections(body: str, offset: int) -> list[_RawSection]:
     sections = [_RawSection(None, 0, offset + 1, ())]
     stack: list[tuple[int, str]] = []
     fence: str | None = None
     for idx, line in enumerate(body.split("\n")):
+        check_budget()
         lineno = offset + idx + 1
         if fence is not None:
             if _fence_close(line, fence):
@@ -289,9 +316,13 @@ def _split_sections(body: str, offset: int) -> list[_RawSection]:
                 hm = _HEADING_RE.match(line)
                 if hm:
                     level = len(hm.group(1))
-                    title = re.sub(r"(?:^|[ \t]+)#+[ \t]*$", "", hm.group(2) or "").strip()
+                    title = _strip_closing_hashes(hm.group(2) or "")
                     while stack and stack[-1][0] >= level:
                         stack.pop()
+                    if len(sections) >= MAX_SECTIONS:
+                        raise SkillParseError(
+                            f"SKILL.md has more than {MAX_SECTIONS} headings", reason="too_complex", line=lineno
+                        )
                     sections.append(_RawSection(title, level, lineno, tuple(t for _, t in stack)))
                     stack.append((level, title))
                     continue
@@ -316,6 +347,7 @@ def _blocks(lines: list[tuple[int, str]]) -> list[_Block]:
             para = []
 
     for lineno, line in lines:
+        check_budget()
         if fence is not None:
             if _fence_close(line, fence):
                 cb = CodeBlock(code_lang, "\n".join(code), code_line)
@@ -384,6 +416,7 @@ def _labelled_examples(section: Section, lines: list[tuple[int, str]]) -> list[E
     current: list[str] | None = None
     fence: str | None = None
     for lineno, line in lines:
+        check_budget()
         if fence is not None:
             if current is not None:
                 current.append(line)
@@ -446,6 +479,7 @@ _REF_RE = re.compile(r"(?<![\w/.\-])(?:\./)?((scripts|references|assets)/[A-Za-z
 def _references(body: str, offset: int) -> list[Reference]:
     refs: dict[str, Reference] = {}
     for idx, line in enumerate(body.split("\n")):
+        check_budget()
         for m in _REF_RE.finditer(line):
             path = m.group(1)
             parts = path.split("/")

@@ -26,6 +26,50 @@ def mark_complete(folder: Path, *, step: int) -> None:
     tmp.replace(folder / MARKER)
 
 
+def non_finite_tensors(folder: Path) -> list[str]:
+    """Names of the tensors in ``folder``'s adapter weights that hold a NaN or an infinity."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        return []
+    return [name for name, tensor in load_file(str(weights)).items() if not bool(torch.isfinite(tensor).all())]
+
+
+def prune_checkpoints(output_dir: Path, *, keep: int, protect: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` complete ``checkpoint-N`` folders (``final`` is never touched).
+
+    ``protect`` (the checkpoint a run resumed from) and incomplete folders newer than the newest complete
+    one (a save in progress) are left alone; torn folders older than a complete one are removed.
+    Returns the folders removed.
+    """
+    import shutil
+
+    if not output_dir.is_dir():
+        return []
+    folders = sorted(
+        (
+            (step, folder)
+            for folder in output_dir.iterdir()
+            if folder.is_dir() and (step := checkpoint_step(folder)) is not None
+        ),
+        reverse=True,
+    )
+    complete = [(step, folder) for step, folder in folders if is_complete(folder)]
+    kept = {folder for _, folder in complete[: max(keep, 1)]}
+    newest_complete = complete[0][0] if complete else None
+    removed = []
+    for step, folder in folders:
+        if folder in kept or (protect is not None and folder.resolve() == protect.resolve()):
+            continue
+        if newest_complete is None or step > newest_complete:
+            continue  # being written now, or nothing complete yet to fall back on
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 def is_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 

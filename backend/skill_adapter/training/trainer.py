@@ -15,11 +15,18 @@ from trl import SFTConfig, SFTTrainer
 
 from skill_adapter.core.errors import TrainingError
 from skill_adapter.reporting import JobReporter
-from skill_adapter.training.callbacks import CancelCallback, CheckpointCallback, ProgressCallback
-from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete
+from skill_adapter.training.callbacks import (
+    CancelCallback,
+    CheckpointCallback,
+    FiniteLossCallback,
+    ProgressCallback,
+    step_metrics,
+)
+from skill_adapter.training.checkpoints import latest_complete_checkpoint, mark_complete, non_finite_tensors
 from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import attach_adapter, load_base_model, load_tokenizer
+from skill_adapter.training.trackers import tracker_arguments
 
 if TYPE_CHECKING:
     from skill_adapter.datasets.builder import BuiltDataset
@@ -78,6 +85,7 @@ def sft_config(
     cuda: bool,
     bf16: bool,
     flash_attention: bool = False,
+    trackers: dict[str, Any] | None = None,
 ) -> SFTConfig:
     """The TRL configuration for one job: the guide's hyper-parameters plus our checkpoint policy."""
     gradient_checkpointing = config.get("gradient_checkpointing")
@@ -105,10 +113,10 @@ def sft_config(
         fp16=cuda and not bf16,
         use_cpu=not cuda,
         activation_checkpointing=bool(cuda if gradient_checkpointing is None else gradient_checkpointing),
-        report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataset_num_proc=None,
+        **(trackers or {"report_to": "none"}),
     )
 
 
@@ -119,6 +127,8 @@ def train_adapter(
     output_dir: Path,
     reporter: JobReporter,
     trust_remote_code: bool = False,
+    job_id: str = "",
+    skill_name: str = "",
 ) -> TrainResult:
     """Train, checkpointing into ``output_dir``; resume from its newest complete checkpoint if any."""
     hardware = detect_hardware()
@@ -142,6 +152,8 @@ def train_adapter(
     )
     progress = ProgressCallback(reporter, num_epochs=int(config["num_epochs"]))
     cancel = CancelCallback(reporter)
+    keep = config.get("keep_checkpoints")
+    checkpoints = CheckpointCallback(reporter, output_dir, keep=int(keep) if keep else None)
     trainer = SFTTrainer(
         model=model,
         args=sft_config(
@@ -151,16 +163,20 @@ def train_adapter(
             cuda=hardware.cuda,
             bf16=hardware.bf16,
             flash_attention=hardware.attn_implementation == "flash_attention_2",
+            trackers=tracker_arguments(
+                config.get("report_to"), job_id=job_id or output_dir.name, skill_name=skill_name, output_dir=output_dir
+            ),
         ),
         train_dataset=records(dataset.train),
         eval_dataset=records(dataset.held_out) if has_eval else None,
         processing_class=tokenizer,
-        callbacks=[progress, CheckpointCallback(reporter, output_dir), cancel],
+        callbacks=[progress, FiniteLossCallback(), checkpoints, cancel],
     )
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback logs every step to the job instead
     resume = latest_complete_checkpoint(output_dir)
     if resume is not None:
         reporter.log(f"resuming from {resume.name}")
+        checkpoints.resumed_from = resume
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except torch.cuda.OutOfMemoryError as exc:
@@ -171,7 +187,13 @@ def train_adapter(
 
     final = output_dir / "final"
     trainer.save_model(str(final))
+    if bad := non_finite_tensors(final):  # never a "succeeded" adapter full of NaN
+        raise TrainingError(
+            f"the trained adapter has {len(bad)} tensor(s) with NaN or infinite values (first: {bad[0]}); "
+            "lower learning_rate or lora_alpha",
+            code="non_finite_loss",
+        )
     mark_complete(final, step=trainer.state.global_step)
-    reporter.checkpoint(step=trainer.state.global_step, path=final)
+    reporter.checkpoint(step=trainer.state.global_step, path=final, metrics=step_metrics(trainer.state))
     reporter.log(f"adapter saved to {final}")
     return TrainResult(final, False, trainer.state.global_step, output.training_loss)

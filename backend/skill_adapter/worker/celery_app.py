@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from skill_adapter import webhooks
 from skill_adapter.core.config import get_settings
 from skill_adapter.quiet import silence_known_noise
 from skill_adapter.worker import heartbeat
@@ -11,3 +12,4 @@ silence_known_noise()  # Celery imports this module before its start-up checks a
 app = create_celery(get_settings())
 app.conf.imports = ("skill_adapter.worker.tasks",)
 heartbeat.install(get_settings())
+webhooks.install(get_settings())  # delivers webhooks from the worker, never from the API's request path

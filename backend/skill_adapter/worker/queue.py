@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -68,6 +70,7 @@ class Sender:
     def __init__(self, settings: Settings) -> None:
         self.app = create_celery(settings)
         self._redis = settings.resolved_broker_url.startswith(("redis://", "rediss://"))
+        self._queue_folder = settings.broker_folder / "queue" if settings.uses_embedded_broker else None
         self.requeue_after = settings.requeue_after_seconds
 
     def __call__(self, job_id: str) -> None:
@@ -80,9 +83,12 @@ class Sender:
         """The job ids whose messages wait in the broker's queues, or None where the broker cannot say.
 
         The sweeper skips them, so re-sending lost messages never piles up duplicates of waiting ones.
-        Only Redis is inspected. A message a worker received in the last ``REQUEUE_AFTER_SECONDS`` counts
-        too (it is about to be claimed); an older unacknowledged one belongs to a worker that died.
+        Redis and the embedded broker's folder are inspected. On Redis, a message a worker received in the
+        last ``REQUEUE_AFTER_SECONDS`` counts too (it is about to be claimed); an older unacknowledged one
+        belongs to a worker that died. The embedded broker keeps a message as a file until a worker takes it.
         """
+        if self._queue_folder is not None:
+            return _folder_job_ids(self._queue_folder)
         if not self._redis:
             return None
         found: set[str] = set()
@@ -97,6 +103,26 @@ class Sender:
                 if raw is not None:  # [message, exchange, routing key]
                     found.update(filter(None, [_job_id_of(json.loads(raw)[0])]))
         return found
+
+
+MAX_SCANNED_MESSAGES = 100_000
+
+
+def _folder_job_ids(folder: Path) -> set[str] | None:
+    """The job ids of the messages waiting in the embedded broker's folder (one JSON file per message)."""
+    found: set[str] = set()
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.name.endswith(".msg")]
+    except OSError:
+        return None
+    for name in names[:MAX_SCANNED_MESSAGES]:
+        try:
+            message = json.loads((folder / name).read_bytes())
+        except (OSError, ValueError):  # taken by a worker meanwhile, or half written
+            continue
+        if isinstance(message, dict) and (job_id := _job_id_of(message)) is not None:
+            found.add(job_id)
+    return found
 
 
 def _job_id_of(message: dict[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ import type {
   JobsPage,
   JobStatus,
   LogsPage,
+  EventsPage,
   MetricsPage,
   Preview,
   ServerConfig,
@@ -147,6 +148,8 @@ export const api = {
     request<LogsPage>(`/training/${encodeURIComponent(jobId)}/logs?after=${after}&limit=${limit}`),
   metrics: (jobId: string, after: number, limit = 5000) =>
     request<MetricsPage>(`/training/${encodeURIComponent(jobId)}/metrics?after=${after}&limit=${limit}`),
+  events: (jobId: string, after: number, limit = 1000) =>
+    request<EventsPage>(`/training/${encodeURIComponent(jobId)}/events?after=${after}&limit=${limit}`),
   checkpoints: (jobId: string) => request<CheckpointsPage>(`/training/${encodeURIComponent(jobId)}/checkpoints`),
   cancel: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' }),
   cancelEvaluation: (jobId: string, evaluationId: string) =>

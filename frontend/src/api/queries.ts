@@ -2,7 +2,7 @@
 
 import { useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query'
 import { api, ApiError } from './client'
-import { isTerminal, type LogLine, type MetricPoint } from './types'
+import { isTerminal, type JobEvent, type LogLine, type MetricPoint } from './types'
 
 export const POLL_MS = 1500
 export const LOG_TAIL = 2000
@@ -16,6 +16,7 @@ export const jobKeys = {
   metrics: (id: string) => [...jobKeys.detail(id), 'metrics'] as const,
   logs: (id: string) => [...jobKeys.detail(id), 'logs'] as const,
   checkpoints: (id: string) => [...jobKeys.detail(id), 'checkpoints'] as const,
+  events: (id: string) => [...jobKeys.detail(id), 'events'] as const,
   evaluation: (id: string) => [...jobKeys.detail(id), 'evaluation'] as const,
   evaluationById: (id: string, evaluationId: string | null) =>
     [...jobKeys.evaluation(id), { evaluationId }] as const,
@@ -120,6 +121,22 @@ export function useLogs(jobId: string, live: boolean) {
         },
         LOG_TAIL,
       ),
+    refetchInterval: live ? POLL_MS : false,
+  })
+}
+
+/** The job's events, oldest first; only new ones are fetched on each poll. */
+export function useEvents(jobId: string, live: boolean) {
+  const client = useQueryClient()
+  const key = jobKeys.events(jobId)
+  return useQuery({
+    queryKey: key,
+    queryFn: () =>
+      readFeed<JobEvent>(client, key, async (after) => {
+        const limit = 1000
+        const page = await api.events(jobId, after, limit)
+        return { items: page.data, next: page.next, limit }
+      }),
     refetchInterval: live ? POLL_MS : false,
   })
 }

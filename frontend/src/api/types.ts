@@ -86,6 +86,23 @@ export interface Checkpoint {
   name: string
   path: string
   complete: boolean
+  /** train_loss, validation_loss, train_token_accuracy, validation_token_accuracy at the step. */
+  metrics?: Record<string, number>
+}
+
+/** One typed event of a job's life (GET /api/training/{id}/events). */
+export interface JobEvent {
+  id: number
+  time: string
+  level: 'info' | 'warning' | 'error' | string
+  type: string
+  message: string
+  data: Record<string, unknown>
+}
+
+export interface EventsPage {
+  data: JobEvent[]
+  next: number
 }
 
 export interface CheckpointsPage {

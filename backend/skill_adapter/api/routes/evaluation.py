@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud
 from skill_adapter.api.deps import CallerDep, EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.responses import error_responses
 from skill_adapter.api.uploads import parse_json, read_body
 from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
@@ -26,7 +27,7 @@ from skill_adapter.schemas import (
 )
 from skill_adapter.service import Enqueue, enqueue_job
 
-router = APIRouter(prefix="/api/training", tags=["evaluation"])
+router = APIRouter(prefix="/api/training", tags=["evaluation"], responses=error_responses(400, 401, 403, 404, 422, 503))
 
 MAX_EVALUATE_BODY = 5_000_000
 
@@ -56,6 +57,7 @@ def _summary(evaluation: Evaluation) -> dict[str, Any]:
     "/{job_id}/evaluate",
     status_code=202,
     response_model=EvaluationCreated,
+    responses=error_responses(400, 409, 413, 429),
     openapi_extra={
         "requestBody": {
             "required": False,

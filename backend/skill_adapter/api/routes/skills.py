@@ -14,10 +14,11 @@ from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import service
 from skill_adapter.api.deps import SettingsDep
+from skill_adapter.api.responses import error_responses
 from skill_adapter.api.uploads import read_skill_request, upload_schema
 from skill_adapter.schemas import PreviewRequest, PreviewUploadRequest
 
-router = APIRouter(prefix="/api/skills", tags=["skills"])
+router = APIRouter(prefix="/api/skills", tags=["skills"], responses=error_responses(400, 401, 403))
 
 MAX_LISTED_SKILLS = 500
 MAX_LIST_DEPTH = 4
@@ -61,11 +62,13 @@ def list_skills(root: Path) -> list[dict[str, str]]:
 def get_skills(settings: SettingsDep) -> dict[str, Any]:
     """SKILL.md files under the skills root, as ``skill_path`` values for ``/api/training/start``."""
     data = list_skills(settings.skills_root)
-    return {"root": str(settings.skills_root), "data": data, "count": len(data)}
+    # The root's folder name only: an absolute server path is nobody's business but the operator's.
+    return {"root": settings.skills_root.resolve().name, "data": data, "count": len(data)}
 
 
 @router.post(
     "/preview",
+    responses=error_responses(400, 403, 404, 413, 422),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -88,7 +91,9 @@ async def preview(request: Request, settings: SettingsDep) -> Any:
     if body.upload is None:
         skill_path = cast(PreviewRequest, fields).skill_path
         skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
-        return await run_in_threadpool(service.preview_skill, skill_file, settings=settings, **options)
+        result = await run_in_threadpool(service.preview_skill, skill_file, settings=settings, **options)
+        result["skill"]["source"] = skill_file.relative_to(settings.skills_root.resolve()).as_posix()
+        return result
     scratch = Path(tempfile.mkdtemp(prefix="skill-preview-"))
     try:
         upload = body.upload

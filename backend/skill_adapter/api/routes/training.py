@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud, service
 from skill_adapter.api.deps import CallerDep, EngineDep, EnqueueDep, SessionDep, SettingsDep
-from skill_adapter.api.responses import model_response
+from skill_adapter.api.responses import error_responses, model_response
 from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
 from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
@@ -26,7 +26,9 @@ from skill_adapter.schemas import (
     CheckpointPublic,
     CheckpointsPublic,
     ErrorBody,
+    EventsPage,
     JobCreated,
+    JobEventPublic,
     JobsPublic,
     JobStatus,
     JobSummary,
@@ -39,9 +41,26 @@ from skill_adapter.schemas import (
 )
 from skill_adapter.service import Enqueue
 
-router = APIRouter(prefix="/api/training", tags=["training"])
+router = APIRouter(prefix="/api/training", tags=["training"], responses=error_responses(400, 401, 403, 422, 503))
 
 JobId = Annotated[str, "job id"]
+
+
+def _job_link(path: str, method: str) -> dict[str, Any]:
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {"operationRef": f"#/paths/{pointer}/{method}", "parameters": {"job_id": "$response.body#/job_id"}}
+
+
+# OpenAPI links from a new job to what a client does next (clients and schemathesis' stateful tests follow them).
+JOB_LINKS = {
+    "GetStatus": _job_link("/api/training/{job_id}/status", "get"),
+    "GetLogs": _job_link("/api/training/{job_id}/logs", "get"),
+    "GetMetrics": _job_link("/api/training/{job_id}/metrics", "get"),
+    "Evaluate": _job_link("/api/training/{job_id}/evaluate", "post"),
+    "Cancel": _job_link("/api/training/{job_id}/cancel", "post"),
+}
+# Cursors and offsets are 64-bit signed integers in every database we support.
+MAX_CURSOR = 2**63 - 1
 
 
 def _error(job: Job | Row[Any]) -> ErrorBody | None:
@@ -79,6 +98,7 @@ def job_status(job: Job | Row[Any]) -> JobStatus:
     "/start",
     status_code=202,
     response_model=JobCreated,
+    responses={**error_responses(400, 403, 404, 413, 429), 202: {"links": JOB_LINKS}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -173,7 +193,7 @@ def list_jobs(
     session: SessionDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
 ) -> Any:
     """Jobs, newest first."""
     jobs, count = crud.list_jobs(session=session, limit=limit, offset=offset, caller=caller)
@@ -196,7 +216,7 @@ def list_jobs(
     return model_response(JobsPublic(data=data, count=count))
 
 
-@router.get("/{job_id}/status", response_model=JobStatus)
+@router.get("/{job_id}/status", response_model=JobStatus, responses=error_responses(404))
 def get_status(job_id: JobId, engine: EngineDep, caller: CallerDep) -> Any:
     # A plain connection, opened and closed on this thread: the lightest read (see crud.job_row).
     with engine.connect() as connection:
@@ -204,12 +224,12 @@ def get_status(job_id: JobId, engine: EngineDep, caller: CallerDep) -> Any:
     return model_response(job_status(row))
 
 
-@router.get("/{job_id}/logs", response_model=LogsPage)
+@router.get("/{job_id}/logs", response_model=LogsPage, responses=error_responses(404))
 def get_logs(
     job_id: JobId,
     session: SessionDep,
     caller: CallerDep,
-    after: Annotated[int, Query(ge=0, description="the `next` cursor of the previous page")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="the `next` cursor of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Any:
     """Log lines after the cursor, oldest first; pass ``next`` back as ``after`` to get only new lines."""
@@ -222,12 +242,12 @@ def get_logs(
     return model_response(page)
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPage)
+@router.get("/{job_id}/metrics", response_model=MetricsPage, responses=error_responses(404))
 def get_metrics(
     job_id: JobId,
     session: SessionDep,
     caller: CallerDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Any:
     """Metric points (loss, learning rate, eval loss, tokens/s, ETA, GPU) after the cursor."""
@@ -240,8 +260,30 @@ def get_metrics(
     return model_response(page)
 
 
-@router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic)
-def get_checkpoints(job_id: JobId, session: SessionDep, caller: CallerDep) -> Any:
+@router.get("/{job_id}/events", response_model=EventsPage, responses=error_responses(404))
+def get_events(
+    job_id: JobId,
+    session: SessionDep,
+    caller: CallerDep,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="the `next` cursor of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """The job's life as typed events (created, queued, started, ..., succeeded | failed | cancelled), oldest
+    first; pass ``next`` back as ``after`` to get only new ones."""
+    crud.get_job(session=session, job_id=job_id, caller=caller)  # 404 job_not_found for another key
+    events = crud.read_events(session=session, job_id=job_id, after=after, limit=limit)
+    page = EventsPage(
+        data=[
+            JobEventPublic(id=e.id, time=e.time, level=e.level, type=e.type, message=e.message, data=e.data or {})
+            for e in events
+        ],
+        next=events[-1].id if events else after,
+    )
+    return model_response(page)
+
+
+@router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic, responses=error_responses(404))
+def get_checkpoints(job_id: JobId, session: SessionDep, settings: SettingsDep, caller: CallerDep) -> Any:
     """The job's saved checkpoints and its final adapter."""
     crud.get_job(session=session, job_id=job_id, caller=caller)
     rows = crud.list_checkpoints(session=session, job_id=job_id)
@@ -249,15 +291,16 @@ def get_checkpoints(job_id: JobId, session: SessionDep, caller: CallerDep) -> An
         CheckpointPublic(
             step=row.step,
             name=Path(row.path).name,
-            path=row.path,
+            path=service.shown_path(row.path, root=settings.checkpoint_dir),
             complete=(Path(row.path) / "COMPLETE").is_file(),
+            metrics=row.metrics or {},
         )
         for row in rows
     ]
     return model_response(CheckpointsPublic(data=data, count=len(data)))
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus)
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus, responses=error_responses(404, 409))
 def cancel_job(job_id: JobId, session: SessionDep, caller: CallerDep) -> Any:
     """Cancel a queued job at once or stop a running one at its next step; 409 for a finished job."""
     job = crud.request_cancel(session=session, job_id=job_id, caller=caller)

@@ -1,4 +1,5 @@
 import type { Checkpoint } from '../../api/types'
+import { formatNumber } from '../../lib/format'
 
 export function Checkpoints({ checkpoints }: { checkpoints: Checkpoint[] }) {
   return (
@@ -12,6 +13,8 @@ export function Checkpoints({ checkpoints }: { checkpoints: Checkpoint[] }) {
             <tr>
               <th scope="col">Name</th>
               <th scope="col">Step</th>
+              <th scope="col">Train loss</th>
+              <th scope="col">Validation loss</th>
               <th scope="col">Complete</th>
               <th scope="col">Path</th>
             </tr>
@@ -21,6 +24,8 @@ export function Checkpoints({ checkpoints }: { checkpoints: Checkpoint[] }) {
               <tr key={c.path}>
                 <th scope="row">{c.name}</th>
                 <td>{c.step ?? '—'}</td>
+                <td>{formatNumber(c.metrics?.train_loss)}</td>
+                <td>{formatNumber(c.metrics?.validation_loss)}</td>
                 <td>{c.complete ? 'yes' : 'no'}</td>
                 <td>
                   <code className="wrap">{c.path}</code>

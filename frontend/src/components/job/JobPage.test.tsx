@@ -94,7 +94,25 @@ describe('the job page', () => {
           ? { lines: [{ id: 7, ts: '2026-11-26T08:00:10Z', level: 'INFO', message: 'step 2/20: loss=2.8' }], next: 7 }
           : { lines: [], next: 7 },
       }),
-      [`GET ${BASE}/checkpoints`]: { body: { data: [{ step: 5, name: 'checkpoint-5', path: '/c/checkpoint-5', complete: true }], count: 1 } },
+      [`GET ${BASE}/checkpoints`]: {
+        body: {
+          data: [{ step: 5, name: 'checkpoint-5', path: '/c/checkpoint-5', complete: true, metrics: { train_loss: 2.75, validation_loss: 2.5 } }],
+          count: 1,
+        },
+      },
+      [`GET ${BASE}/events`]: (call) => ({
+        body: call.path.includes('after=0')
+          ? {
+              data: [
+                { id: 1, time: '2026-11-26T08:00:00Z', level: 'info', type: 'created', message: 'Job created', data: {} },
+                { id: 2, time: '2026-11-26T08:00:05Z', level: 'info', type: 'started', message: 'Started on worker w1 (attempt 1)', data: {} },
+              ],
+              next: 2,
+            }
+          : call.path.includes('after=2') && current.status === 'succeeded'
+            ? { data: [{ id: 3, time: '2026-11-26T08:01:00Z', level: 'info', type: 'succeeded', message: 'Job succeeded', data: {} }], next: 3 }
+            : { data: [], next: call.path.includes('after=3') ? 3 : 2 },
+      }),
       [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
@@ -108,6 +126,10 @@ describe('the job page', () => {
     expect(screen.getByRole('img', { name: /Learning-rate schedule: 3 points/ })).toBeInTheDocument()
     expect(await screen.findByText(/step 2\/20: loss=2.8/)).toBeInTheDocument()
     expect(screen.getByRole('rowheader', { name: 'checkpoint-5' })).toBeInTheDocument()
+    expect(screen.getByRole('cell', { name: '2.75' })).toBeInTheDocument() // the checkpoint's train loss
+    const timeline = await screen.findByRole('list', { name: 'Job events' })
+    await waitFor(() => expect(within(timeline).getAllByRole('listitem')).toHaveLength(2))
+    expect(within(timeline).getByText('Started on worker w1 (attempt 1)')).toBeInTheDocument()
     expect(screen.getByRole('button', { name: 'Cancel' })).toBeEnabled()
     expect(screen.getByRole('button', { name: 'Evaluate' })).toBeDisabled()
 
@@ -115,6 +137,8 @@ describe('the job page', () => {
     current = status({ status: 'succeeded', progress: 1, current_epoch: 3, finished_at: '2026-11-26T08:01:00Z' })
     await screen.findByText('succeeded', {}, { timeout: POLL_MS * 3 })
     expect(await screen.findByText(/No evaluation yet. Press Evaluate/)).toBeInTheDocument()
+    await waitFor(() => expect(within(timeline).getByText('Job succeeded')).toBeInTheDocument()) // read once more at the end
+    expect(api.calls.filter((c) => c.path.includes('/events?after=0'))).toHaveLength(1) // only new events are fetched
     expect(screen.getByRole('button', { name: 'Evaluate' })).toBeEnabled()
     expect(screen.getByRole('button', { name: 'Cancel' })).toBeDisabled()
     await wait(300)
@@ -135,6 +159,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
       [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
@@ -152,6 +177,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [point(1, 1, { gpu_utilization: 87, gpu_memory_mb: 20480 })], next: 1 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
     expect(await screen.findByRole('img', { name: /GPU utilisation and memory: latest utilisation 87%, memory 20480 MB/ })).toBeInTheDocument()
@@ -165,6 +191,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
       [`POST ${BASE}/cancel`]: {
         status: 202,
         body: status({ status: 'failed', error: { code: 'out_of_memory', message: 'CUDA out of memory: lower batch_size' } }),
@@ -186,6 +213,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
       [`GET ${BASE}/evaluation`]: () =>
         evaluation ? { body: evaluation } : apiError(404, 'evaluation_not_found', 'No evaluation yet'),
       [`GET ${BASE}/evaluations`]: () => ({ body: { data: evaluation ? [evaluation] : [], count: evaluation ? 1 : 0 } }),
@@ -241,6 +269,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
       [`GET ${BASE}/evaluation`]: { body: newer },
       [`GET ${BASE}/evaluations`]: {
         body: { data: [summary('eval-new', '2026-11-26T09:02:00Z'), summary('eval-old', '2026-11-26T08:02:00Z')], count: 2 },

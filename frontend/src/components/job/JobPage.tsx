@@ -7,6 +7,7 @@ import {
   useCheckpoints,
   useEvaluation,
   useEvaluations,
+  useEvents,
   useJobStatus,
   useLogs,
   useMetrics,
@@ -23,6 +24,7 @@ import { jobElapsedSeconds, useNow } from './elapsed'
 import { EvaluateOptionsForm } from './EvaluateOptions'
 import { EMPTY_EVALUATE_FORM, evaluateErrors, toEvaluateOptions } from './evaluateForm'
 import { LogTail } from './LogTail'
+import { Timeline } from './Timeline'
 import { ScrollText } from '../common/ScrollText'
 import { TryItPanel } from './TryItPanel'
 
@@ -127,6 +129,7 @@ export function JobPage() {
   const metrics = useMetrics(jobId, live)
   const logs = useLogs(jobId, live)
   const checkpoints = useCheckpoints(jobId, live)
+  const events = useEvents(jobId, live)
   const succeeded = job?.status === 'succeeded'
   const latest = useEvaluation(jobId, succeeded)
   const [chosen, setChosen] = useState<string | null>(null) // null: follow the latest evaluation
@@ -143,6 +146,7 @@ export function JobPage() {
       void queryClient.invalidateQueries({ queryKey: jobKeys.metrics(jobId) })
       void queryClient.invalidateQueries({ queryKey: jobKeys.logs(jobId) })
       void queryClient.invalidateQueries({ queryKey: jobKeys.checkpoints(jobId) })
+      void queryClient.invalidateQueries({ queryKey: jobKeys.events(jobId) })
       void queryClient.invalidateQueries({ queryKey: jobKeys.lists() })
     }
   }, [live, job, jobId, queryClient])
@@ -224,6 +228,8 @@ export function JobPage() {
           <LogTail lines={logs.data?.items ?? []} live={live} />
         </div>
         <div>
+          <ErrorMessage error={events.error} title="Could not load the events" />
+          <Timeline events={events.data?.items ?? []} live={live} />
           <ErrorMessage error={checkpoints.error} title="Could not load the checkpoints" />
           <Checkpoints checkpoints={checkpoints.data?.data ?? []} />
           <details className="panel config">

@@ -51,6 +51,7 @@ describe('the job page', () => {
       },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
       [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
       [`GET ${BASE}/evaluations`]: { body: { data: [], count: 0 } },
     })

@@ -1,5 +1,5 @@
 import type { ServerConfig } from '../../api/types'
-import { ADVANCED_FIELDS, GUIDE_FIELDS, type FieldSpec, type FormErrors, type FormValues } from './params'
+import { ADVANCED_FIELDS, GUIDE_FIELDS, NOTIFY_FIELDS, type FieldSpec, type FormErrors, type FormValues } from './params'
 
 interface Props {
   config: ServerConfig
@@ -91,6 +91,17 @@ export function ParamsForm(props: Props) {
           <legend className="sr-only">Advanced options</legend>
           <div className="field-grid">
             {ADVANCED_FIELDS.map((field) => (
+              <Field key={field.name} field={field} {...props} />
+            ))}
+          </div>
+        </fieldset>
+      </details>
+      <details className="advanced">
+        <summary>Notifications and trackers</summary>
+        <fieldset className="params">
+          <legend className="sr-only">Notifications and trackers</legend>
+          <div className="field-grid">
+            {NOTIFY_FIELDS.map((field) => (
               <Field key={field.name} field={field} {...props} />
             ))}
           </div>

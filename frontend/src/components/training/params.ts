@@ -119,7 +119,38 @@ export const ADVANCED_FIELDS: FieldSpec[] = [
   },
 ]
 
-export const ALL_FIELDS = [...GUIDE_FIELDS, ...ADVANCED_FIELDS]
+/** Who hears about the job: a webhook receiver and an experiment tracker (docs/events.md). */
+export const NOTIFY_FIELDS: FieldSpec[] = [
+  {
+    name: 'webhook_url',
+    label: 'Webhook URL',
+    kind: 'text',
+    optional: true,
+    help: 'A public http(s) receiver, POSTed (signed) when the job succeeds, fails or is cancelled.',
+  },
+  {
+    name: 'webhook_checkpoints',
+    label: 'Webhook on checkpoints',
+    kind: 'tristate',
+    optional: true,
+    help: 'Also POST each saved checkpoint.',
+  },
+  {
+    name: 'report_to',
+    label: 'Experiment tracker',
+    kind: 'choice',
+    optional: true,
+    help: 'Sends the training curves to a tracker installed on the server.',
+    choices: [
+      { value: '', label: 'None' },
+      { value: 'tensorboard', label: 'TensorBoard' },
+      { value: 'mlflow', label: 'MLflow' },
+      { value: 'trackio', label: 'trackio' },
+    ],
+  },
+]
+
+export const ALL_FIELDS = [...GUIDE_FIELDS, ...ADVANCED_FIELDS, ...NOTIFY_FIELDS]
 
 export type FormValues = Record<string, string>
 export type FormErrors = Record<string, string>
@@ -163,6 +194,9 @@ export function validateField(field: FieldSpec, raw: string, config?: ServerConf
       return 'Target modules must be "all-linear" or names such as q_proj,v_proj separated by commas'
     }
   }
+  if (field.name === 'webhook_url' && !/^https?:\/\/[^/\s]+/i.test(text)) {
+    return 'Webhook URL must be an http:// or https:// address'
+  }
   return null
 }
 
@@ -188,6 +222,7 @@ export function toParams(values: FormValues): Record<string, unknown> {
     }
     if (field.kind === 'int' || field.kind === 'float') params[field.name] = Number(text)
     else if (field.kind === 'tristate') params[field.name] = text === 'true'
+    else if (field.name === 'report_to') params.report_to = [text]
     else if (field.name === 'target_modules')
       params[field.name] = text === 'all-linear' ? text : text.split(',').map((n) => n.trim()).filter(Boolean)
     else params[field.name] = text
