@@ -17,7 +17,19 @@ from skill_adapter.api.deps import CallerDep
 from skill_adapter.auth import Caller
 from skill_adapter.serving.protocol import OWNER_HEADER, openai_error
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+# Every status the model server (or this proxy) answers, in OpenAI's error shape.
+V1_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed request, or prompt + max_tokens over the context"},
+    403: {"description": "Load/unload without an admin key"},
+    404: {"description": "Unknown model (model_not_found) or adapter not loaded"},
+    409: {"description": "The adapter was trained on another base model"},
+    413: {"description": "Request body too large"},
+    422: {"description": "The adapter cannot be loaded (not safetensors, missing)"},
+    429: {"description": "Too many requests in flight (Retry-After)"},
+    503: {"description": "The model server is down, not configured, or still loading the base model (Retry-After)"},
+}
+
+router = APIRouter(prefix="/v1", tags=["openai"], responses=V1_ERRORS)
 
 MAX_BODY_BYTES = 4_000_000
 PASSED_HEADERS = ("content-type", "retry-after", "cache-control")
