@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         default=5, gt=0, description="First retry delay; it doubles per attempt, at most one hour"
     )
 
+    @field_validator("webhook_urls", "cors_origins", mode="before")
+    @classmethod
+    def _blank_list_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value  # `SKILL_ADAPTER_CORS_ORIGINS=` in a copied .env.example: none
+
     @field_validator("webhook_secret", mode="before")
     @classmethod
     def _secret_form(cls, value: Any) -> Any:
