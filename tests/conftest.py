@@ -28,6 +28,8 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The fast tiers train the embedded toy model, named explicitly; subprocesses inherit it. Tests of the
     # real default model (marker real_model) use the real_model_settings fixture below instead.
     monkeypatch.setenv("SKILL_ADAPTER_MODEL", "tiny")
+    # The tiny model cannot teach (its answers are noise): tests of the distill recipe ask for it.
+    monkeypatch.setenv("SKILL_ADAPTER_RECIPE", "template")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")

@@ -94,6 +94,12 @@ def _train_params(args: argparse.Namespace) -> dict[str, object]:
         "quant_bits": "quant_bits",
         "save_steps": "save_steps",
         "seed": "seed",
+        "recipe": "recipe",
+        "distill_loss": "distill_loss",
+        "distill_prompts": "distill_prompts",
+        "teacher_max_new_tokens": "teacher_max_new_tokens",
+        "distill_top_k": "distill_top_k",
+        "teacher_temperature": "teacher_temperature",
     }
     return {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
 
@@ -365,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quant-bits", type=int, choices=[4, 8])
     train.add_argument("--save-steps", type=int)
     train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--recipe", choices=["distill", "template"], help="distill (default): the prompted base model teaches"
+    )
+    train.add_argument("--distill-loss", choices=["kl", "sft"], help="distill: KL to the teacher, or SFT on its answers")
+    train.add_argument("--distill-prompts", type=int, help="distill: prompts the base model writes itself")
+    train.add_argument("--teacher-max-new-tokens", type=int, help="distill: new tokens per teacher answer")
+    train.add_argument("--teacher-temperature", type=float, help="distill: 0 (default) answers greedily")
+    train.add_argument("--distill-top-k", type=int, help="distill kl: teacher tokens compared per position (0: all)")
     train.add_argument(
         "--no-sample", dest="sample", action="store_false", help="skip the base-vs-adapter answer at the end"
     )

@@ -28,6 +28,12 @@ PARAM_RANGES: dict[str, str] = {
     "eval_steps": "a positive integer",
     "init_adapter": "the job_id of a succeeded job trained on the same base model",
     "skill_path": "a path to a SKILL.md under the skills root",
+    "recipe": '"distill" (the base model with the SKILL.md teaches the adapter) or "template" (questions about the skill)',
+    "distill_loss": '"kl" (per-token KL to the prompted teacher) or "sft" (the teacher\'s answers as targets)',
+    "distill_prompts": "an integer from 0 to 512 (prompts the base model writes with the skill in context)",
+    "teacher_max_new_tokens": "an integer from 8 to 2048",
+    "distill_top_k": "an integer from 0 to 1024 (0: the full vocabulary)",
+    "teacher_temperature": "a number from 0 (greedy) to 2",
 }
 
 HYPERPARAMETERS = (
@@ -48,6 +54,12 @@ HYPERPARAMETERS = (
     "packing",
     "gradient_checkpointing",
     "eval_steps",
+    "recipe",
+    "distill_loss",
+    "distill_prompts",
+    "teacher_max_new_tokens",
+    "distill_top_k",
+    "teacher_temperature",
 )
 
 
@@ -75,6 +87,12 @@ class TrainingParams(BaseModel):
     packing: bool | None = None
     gradient_checkpointing: bool | None = None
     eval_steps: int | None = Field(default=None, ge=1)
+    recipe: Literal["distill", "template"] | None = None
+    distill_loss: Literal["kl", "sft"] | None = None
+    distill_prompts: int | None = Field(default=None, ge=0, le=512)
+    teacher_max_new_tokens: int | None = Field(default=None, ge=8, le=2048)
+    distill_top_k: int | None = Field(default=None, ge=0, le=1024)
+    teacher_temperature: float | None = Field(default=None, ge=0, le=2)
     init_adapter: str | None = Field(default=None, pattern=r"^train-[0-9a-f]{6,32}$")
 
 

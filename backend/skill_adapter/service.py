@@ -82,6 +82,12 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
         "packing": settings.packing,
         "gradient_checkpointing": settings.gradient_checkpointing,
         "eval_steps": settings.eval_steps,
+        "recipe": settings.recipe,
+        "distill_loss": settings.distill_loss,
+        "distill_prompts": settings.distill_prompts,
+        "teacher_max_new_tokens": settings.teacher_max_new_tokens,
+        "distill_top_k": settings.distill_top_k,
+        "teacher_temperature": settings.teacher_temperature,
     }
     config = {name: given.get(name, defaults[name]) for name in HYPERPARAMETERS}
     base_model = settings.base_model()

@@ -1,0 +1,114 @@
+"""The ``kl`` loss of the distill recipe: per-token KL from the prompted teacher to the student.
+
+Teacher and student are the same PEFT model. On each batch the student (adapter on) reads the user's
+prompt alone; the teacher (``disable_adapter()``, no gradient) reads the SKILL.md as system prompt and
+the same prompt. Both are teacher-forced on the teacher's own answer, and the loss compares their next-
+token distributions on the answer's positions, as in Prompt Baking (arXiv 2409.13697).
+
+Why not a TRL trainer: ``GKDTrainer`` feeds the teacher and the student the same input ids, so the skill
+could not be in the teacher's context only, and it wants a second model object; the experimental
+``SDFTTrainer`` (privileged context) is on-policy: the student generates at every step, which a 2-core
+CPU cannot afford. A ``Trainer`` subclass with its own ``compute_loss`` keeps TRL's/HF's loop,
+checkpoints, callbacks and resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import Trainer
+
+from skill_adapter.datasets.builder import Example
+from skill_adapter.training.teacher import base_weights, end_id, render
+
+
+def topk_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Per-position KL(teacher || student) over the teacher's ``top_k`` tokens plus one bucket for the
+    rest of the vocabulary (a proper KL: 0 when the logits are equal, positive otherwise, at most the
+    full KL). ``top_k <= 0`` or at least the vocabulary: the full KL. Shapes ``(..., vocab)`` -> ``(...)``.
+    """
+    teacher_logp = torch.log_softmax(teacher_logits.float(), dim=-1)
+    student_logp = torch.log_softmax(student_logits.float(), dim=-1)
+    if top_k <= 0 or top_k >= teacher_logp.shape[-1]:
+        return (teacher_logp.exp() * (teacher_logp - student_logp)).sum(-1)
+    top_t, index = teacher_logp.topk(top_k, dim=-1)
+    top_s = student_logp.gather(-1, index)
+    rest_t = torch.log1p(-top_t.exp().sum(-1).clamp(max=1 - 1e-6))
+    rest_s = torch.log1p(-top_s.exp().sum(-1).clamp(max=1 - 1e-6))
+    head = (top_t.exp() * (top_t - top_s)).sum(-1)
+    return head + rest_t.exp() * (rest_t - rest_s)
+
+
+def kl_records(examples: list[Example], *, tokenizer: Any, skill_text: str, max_length: int) -> Dataset:
+    """Token ids for both views of each example, and the answer's length (answer plus end of turn)."""
+    rows = []
+    end = end_id(tokenizer)
+    for example in examples:
+        answer = [*tokenizer(example.completion, add_special_tokens=False)["input_ids"], end]
+        student = render(tokenizer, example.prompt, None)
+        teacher = render(tokenizer, example.prompt, skill_text)
+        room = max_length - len(student)
+        answer = answer[: max(1, room)]
+        rows.append({"student_ids": student + answer, "teacher_ids": teacher + answer, "answer_len": len(answer)})
+    return Dataset.from_list(rows)
+
+
+class KLCollator:
+    """Right-pads both views; positions whose logits predict each answer token, per view."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        return ids, mask
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        student_ids, student_mask = self._pad([f["student_ids"] for f in features])
+        teacher_ids, teacher_mask = self._pad([f["teacher_ids"] for f in features])
+        longest = max(f["answer_len"] for f in features)
+        student_pos, teacher_pos, answer_mask = [], [], []
+        for f in features:
+            n, s0, t0 = f["answer_len"], len(f["student_ids"]) - f["answer_len"], len(f["teacher_ids"]) - f["answer_len"]
+            student_pos.append([s0 - 1 + min(i, n - 1) for i in range(longest)])
+            teacher_pos.append([t0 - 1 + min(i, n - 1) for i in range(longest)])
+            answer_mask.append([1.0] * n + [0.0] * (longest - n))
+        return {
+            "input_ids": student_ids,
+            "attention_mask": student_mask,
+            "teacher_ids": teacher_ids,
+            "teacher_mask": teacher_mask,
+            "student_pos": torch.tensor(student_pos),
+            "teacher_pos": torch.tensor(teacher_pos),
+            "answer_mask": torch.tensor(answer_mask),
+        }
+
+
+def _at(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    return logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+
+
+class KLDistillTrainer(Trainer):
+    """``Trainer`` whose loss is the mean per-token top-k KL from the adapter-disabled, skill-prompted
+    teacher to the adapter student."""
+
+    def __init__(self, *args: Any, top_k: int = 64, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.top_k = top_k
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        mask = inputs["answer_mask"]
+        with torch.no_grad(), base_weights(model):
+            teacher_logits = model(input_ids=inputs["teacher_ids"], attention_mask=inputs["teacher_mask"]).logits
+            teacher_logits = _at(teacher_logits, inputs["teacher_pos"])
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        student_logits = _at(outputs.logits, inputs["student_pos"])
+        per_token = topk_kl(teacher_logits, student_logits, self.top_k)
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
+        return (loss, outputs) if return_outputs else loss
