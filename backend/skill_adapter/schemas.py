@@ -28,7 +28,7 @@ PARAM_RANGES: dict[str, str] = {
     "eval_steps": "a positive integer",
     "init_adapter": "the job_id of a succeeded job trained on the same base model",
     "skill_path": "a path to a SKILL.md under the skills root",
-    "recipe": '"distill" (the base model with the SKILL.md teaches the adapter) or "template" (questions about the skill)',
+    "recipe": '"distill" (the base model with the SKILL.md teaches the adapter) or "template" (questions on the skill)',
     "distill_loss": '"kl" (per-token KL to the prompted teacher) or "sft" (the teacher\'s answers as targets)',
     "distill_prompts": "an integer from 0 to 512 (prompts the base model writes with the skill in context)",
     "teacher_max_new_tokens": "an integer from 8 to 2048",
@@ -206,6 +206,25 @@ class MetricPointPublic(BaseModel):
 class MetricsPage(BaseModel):
     points: list[MetricPointPublic]
     next: int
+
+
+class DatasetExamplePublic(BaseModel):
+    split: str
+    prompt: str
+    completion: str
+    source: str | None = Field(description="where the prompt came from (distill) or the template generator")
+    kind: str | None = None
+    section: str | None = None
+
+
+class DatasetPublic(BaseModel):
+    """What a job trains on: its saved examples with their provenance, and the distill summary."""
+
+    job_id: str
+    recipe: str
+    summary: dict[str, Any] | None = Field(description="distill: teacher settings, counts per source, drops")
+    examples: list[DatasetExamplePublic]
+    count: int
 
 
 class CheckpointPublic(BaseModel):

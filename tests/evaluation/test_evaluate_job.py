@@ -50,6 +50,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings
             checkpoint_dir=tmp / "checkpoints",
             skills_root=tmp / "skills",
             save_steps=1000,
+            recipe="template",  # the held-out references these tests check are the template builder's
         )
         init_db(settings)
         with session_scope(settings) as session:

@@ -50,7 +50,9 @@ def _summary(lengths: list[int]) -> dict[str, float | int]:
     }
 
 
-def dataset_stats(dataset: BuiltDataset | DistillDataset, *, tokenizer_json: Path | None, max_seq_length: int) -> dict[str, Any]:
+def dataset_stats(
+    dataset: BuiltDataset | DistillDataset, *, tokenizer_json: Path | None, max_seq_length: int
+) -> dict[str, Any]:
     """Counts per generator and split, token-length statistics, and how many exceed ``max_seq_length``."""
     everything = dataset.train + dataset.held_out
     lengths, exact = token_lengths(everything, tokenizer_json)

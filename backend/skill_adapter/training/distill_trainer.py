@@ -73,7 +73,11 @@ class KLCollator:
         longest = max(f["answer_len"] for f in features)
         student_pos, teacher_pos, answer_mask = [], [], []
         for f in features:
-            n, s0, t0 = f["answer_len"], len(f["student_ids"]) - f["answer_len"], len(f["teacher_ids"]) - f["answer_len"]
+            n, s0, t0 = (
+                f["answer_len"],
+                len(f["student_ids"]) - f["answer_len"],
+                len(f["teacher_ids"]) - f["answer_len"],
+            )
             student_pos.append([s0 - 1 + min(i, n - 1) for i in range(longest)])
             teacher_pos.append([t0 - 1 + min(i, n - 1) for i in range(longest)])
             answer_mask.append([1.0] * n + [0.0] * (longest - n))

@@ -175,7 +175,9 @@ def train_adapter(
         trainer = KLDistillTrainer(
             model=model,
             args=args,
-            train_dataset=kl_records(dataset.train, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length),
+            train_dataset=kl_records(
+                dataset.train, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length
+            ),
             eval_dataset=(
                 kl_records(dataset.held_out, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length)
                 if has_eval
