@@ -107,7 +107,12 @@ def test_held_out_report_and_an_independent_recomputation(trained: tuple[Setting
     arms = report["arms"]
     assert set(arms) == {"base", "base_with_skill", "adapter"}
     assert report["source"] == "held_out" and report["num_examples"] == len(report["examples"]) > 0
-    assert report["generation"] == {"do_sample": False, "num_beams": 1, "max_new_tokens": MAX_NEW_TOKENS}
+    assert report["generation"] == {
+        "do_sample": False,
+        "num_beams": 1,
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "batch_size": 8,
+    }
     assert report["skill_truncated"] is False
 
     # The point of it all: after training, the adapter predicts held-out answers better than the base.

@@ -2,6 +2,7 @@
 // API's own code and message ({"error": {"code", "message"}}), so the views can show them as they are.
 
 import type {
+  DatasetPage,
   CheckpointsPage,
   Evaluation,
   EvaluationsPage,
@@ -107,6 +108,7 @@ export const api = {
     request<LogsPage>(`/training/${encodeURIComponent(jobId)}/logs?after=${after}&limit=${limit}`),
   metrics: (jobId: string, after: number, limit = 5000) =>
     request<MetricsPage>(`/training/${encodeURIComponent(jobId)}/metrics?after=${after}&limit=${limit}`),
+  dataset: (jobId: string) => request<DatasetPage>(`/training/${encodeURIComponent(jobId)}/dataset?limit=200`),
   checkpoints: (jobId: string) => request<CheckpointsPage>(`/training/${encodeURIComponent(jobId)}/checkpoints`),
   cancel: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' }),
   evaluate: (jobId: string, body: EvaluateOptions = {}) =>

@@ -88,6 +88,28 @@ export interface Checkpoint {
   complete: boolean
 }
 
+/** GET /api/training/{id}/dataset: what the job trains on, with provenance per example. */
+export interface DatasetExample {
+  split: string
+  prompt: string
+  completion: string
+  source: string | null
+  kind: string | null
+  section: string | null
+}
+
+export interface DatasetPage {
+  job_id: string
+  recipe: string
+  summary: {
+    teacher?: Record<string, unknown>
+    dropped?: Record<string, number>
+    sources?: Record<string, Record<string, number>>
+  } | null
+  examples: DatasetExample[]
+  count: number
+}
+
 export interface CheckpointsPage {
   data: Checkpoint[]
   count: number
@@ -126,6 +148,12 @@ export interface ServerConfig {
     save_steps: number
     logging_steps: number
     seed: number
+    recipe: 'distill' | 'template'
+    distill_loss: 'kl' | 'sft'
+    distill_prompts: number
+    teacher_max_new_tokens: number
+    distill_top_k: number
+    teacher_temperature: number
   }
   ranges: Record<string, string>
 }

@@ -78,6 +78,16 @@ afterEach(() => vi.unstubAllGlobals())
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+const DATASET = {
+  job_id: ID,
+  recipe: 'distill',
+  summary: { teacher: { do_sample: false, max_new_tokens: 128, skill_truncated: false }, dropped: { empty_answer: 2 } },
+  examples: [
+    { split: 'train', prompt: 'Write the commit message for this diff', completion: 'fix(parser): handle empty input', source: 'model', kind: 'task', section: 'description' },
+  ],
+  count: 1,
+}
+
 describe('the job page', () => {
   it('shows progress, curves, log, checkpoints, and stops polling once the job is terminal', async () => {
     let current = status()
@@ -94,6 +104,7 @@ describe('the job page', () => {
           : { lines: [], next: 7 },
       }),
       [`GET ${BASE}/checkpoints`]: { body: { data: [{ step: 5, name: 'checkpoint-5', path: '/c/checkpoint-5', complete: true }], count: 1 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
@@ -107,6 +118,9 @@ describe('the job page', () => {
     expect(screen.getByRole('img', { name: /Learning-rate schedule: 3 points/ })).toBeInTheDocument()
     expect(await screen.findByText(/step 2\/20: loss=2.8/)).toBeInTheDocument()
     expect(screen.getByRole('rowheader', { name: 'checkpoint-5' })).toBeInTheDocument()
+    expect(await screen.findByRole('heading', { name: 'Dataset (distill)' })).toBeInTheDocument()
+    expect(screen.getByText('fix(parser): handle empty input')).toBeInTheDocument()
+    expect(screen.getByText(/Teacher: base model with the SKILL.md as system prompt.*Dropped: empty_answer 2/)).toBeInTheDocument()
     expect(screen.getByRole('button', { name: 'Cancel' })).toBeEnabled()
     expect(screen.getByRole('button', { name: 'Evaluate' })).toBeDisabled()
 
@@ -133,6 +147,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
@@ -149,6 +164,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [point(1, 1, { gpu_utilization: 87, gpu_memory_mb: 20480 })], next: 1 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
     expect(await screen.findByRole('img', { name: /GPU utilisation and memory: latest utilisation 87%, memory 20480 MB/ })).toBeInTheDocument()
@@ -161,6 +177,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`POST ${BASE}/cancel`]: {
         status: 202,
         body: status({ status: 'failed', error: { code: 'out_of_memory', message: 'CUDA out of memory: lower batch_size' } }),
@@ -181,6 +198,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: () =>
         evaluation ? { body: evaluation } : apiError(404, 'evaluation_not_found', 'No evaluation yet'),
       [`GET ${BASE}/evaluations`]: () => ({ body: { data: evaluation ? [evaluation] : [], count: evaluation ? 1 : 0 } }),
@@ -235,6 +253,7 @@ describe('the job page', () => {
       [`GET ${BASE}/metrics`]: { body: { points: [], next: 0 } },
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: { body: newer },
       [`GET ${BASE}/evaluations`]: {
         body: { data: [summary('eval-new', '2026-11-26T09:02:00Z'), summary('eval-old', '2026-11-26T08:02:00Z')], count: 2 },
