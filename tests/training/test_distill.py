@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,14 @@ def test_prompt_filters_and_split(skills_root: Path) -> None:
     assert degenerate_reason("go go go go go go go go go go go go go go go go go go") == "repetitive_answer"
     assert degenerate_reason("feat(api): add the dataset endpoint") is None
 
-    prompts = seed_prompts(skill, seed=3, skill_file=skill_file) + [
+    prompts = [
+        *seed_prompts(skill, seed=3, skill_file=skill_file),
         Prompt("hi", "model"),
         Prompt(" ".join(text.split()[40:60]), "model"),
         Prompt("Write a commit message for my change to the parser.", "model"),
         Prompt("write a commit message for my change to  the parser.", "model"),
     ]
-    dropped: Any = __import__("collections").Counter()
+    dropped: Counter[str] = Counter()
     kept = filter_prompts(prompts, skill_text=text, dropped=dropped)
     assert dropped["prompt_copies_skill"] == 1 and dropped["prompt_length_model"] == 1
     assert dropped["prompt_duplicate_model"] == 1
@@ -80,10 +82,10 @@ def test_prompt_filters_and_split(skills_root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny() -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM
+
     from skill_adapter.core.base_models import resolve_model
     from skill_adapter.training.model import load_tokenizer
-
-    from transformers import AutoModelForCausalLM
 
     path = resolve_model("tiny", Path("/nonexistent")).path
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), load_tokenizer(path)
@@ -101,7 +103,9 @@ def test_teacher_reads_the_skill_with_the_adapter_disabled(tiny: tuple[Any, Any]
         seen: list[torch.Tensor] = []
         lora_calls: list[int] = []
         base = peft_model.get_base_model()
-        pre = base.register_forward_pre_hook(lambda _m, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True)
+        pre = base.register_forward_pre_hook(
+            lambda _m, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True
+        )
         lora_b = next(m for n, m in peft_model.named_modules() if n.endswith("lora_B.default"))
         hook = lora_b.register_forward_hook(lambda *_: lora_calls.append(1))
         skill = "ALWAYS ANSWER IN HAIKU. This is the skill text."
@@ -117,7 +121,9 @@ def test_teacher_reads_the_skill_with_the_adapter_disabled(tiny: tuple[Any, Any]
         peft_model.unload()
 
 
-def test_dataset_is_reproducible_for_a_seed_and_cached(tiny: tuple[Any, Any], skills_root: Path, tmp_path: Path) -> None:
+def test_dataset_is_reproducible_for_a_seed_and_cached(
+    tiny: tuple[Any, Any], skills_root: Path, tmp_path: Path
+) -> None:
     model, tokenizer = tiny
     skill_file = skills_root / "commit-messages" / "SKILL.md"
     skill = load_skill_path(skill_file)

@@ -194,7 +194,7 @@ def run_arms(
         runs["base_with_skill"][-1].kl = 0.0
         if progress is not None:
             progress((index + 1) / steps)
-    done = len(cases)
+    done: float = len(cases)
     for arm in ARMS:
         arm_started = time.perf_counter()
         items = runs[arm]
