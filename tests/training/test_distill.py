@@ -216,3 +216,27 @@ def test_distill_job_end_to_end_on_tiny(settings: Settings, skills_root: Path, c
     assert arms["base"]["kl_to_prompted"] > 0 and arms["adapter"]["kl_to_prompted"] > 0
     assert report["internalisation"]["kl_to_prompted"]["ratio"] is not None
     assert client.get("/api/training/train-000000000000/dataset").status_code == 404
+
+
+def test_kl_batch_lines_up_the_answer_tokens_of_both_views(tiny: tuple[Any, Any]) -> None:
+    """Left-padded rows of different lengths: the loss on a batch equals the mean of the rows' own
+    losses computed without padding, and it is 0 when the teacher sees what the student sees."""
+    from skill_adapter.datasets.builder import Example
+    from skill_adapter.training.distill_trainer import KLCollator, KLDistillTrainer, kl_records
+
+    model, tokenizer = tiny
+    torch.set_grad_enabled(False)
+    examples = [Example("Short?", "yes it is", "model", "s"), Example("A longer question here?", "no", "model", "s")]
+    trainer = KLDistillTrainer.__new__(KLDistillTrainer)
+    trainer.top_k = 0
+    collate = KLCollator(tokenizer.pad_token_id)
+    same = kl_records(examples, tokenizer=tokenizer, skill_text="", max_length=256)
+    same = same.map(lambda row: {"teacher_ids": row["student_ids"]})
+    assert float(trainer.compute_loss(model, collate(list(same)))) == pytest.approx(0.0, abs=1e-6)
+    rows = list(kl_records(examples, tokenizer=tokenizer, skill_text="Answer in French.", max_length=256))
+    batch = float(trainer.compute_loss(model, collate(rows)))
+    single = [float(trainer.compute_loss(model, collate([row]))) for row in rows]
+    weights = [row["answer_len"] for row in rows]
+    assert batch > 0
+    torch.set_grad_enabled(True)
+    assert batch == pytest.approx(sum(s * w for s, w in zip(single, weights, strict=True)) / sum(weights), rel=1e-3)

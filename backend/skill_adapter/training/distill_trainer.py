@@ -56,44 +56,34 @@ def kl_records(examples: list[Example], *, tokenizer: Any, skill_text: str, max_
 
 
 class KLCollator:
-    """Right-pads both views; positions whose logits predict each answer token, per view."""
+    """Left-pads both views, so every row's answer ends at the last position: the logits of the last
+    ``longest answer + 1`` positions then cover every answer token, and nothing else needs the vocabulary
+    projection (``logits_to_keep``), which keeps memory at batch x answer x vocabulary."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        return ids, mask
+        ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return ids, mask, positions
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        student_ids, student_mask = self._pad([f["student_ids"] for f in features])
-        teacher_ids, teacher_mask = self._pad([f["teacher_ids"] for f in features])
+        student_ids, student_mask, student_positions = self._pad([f["student_ids"] for f in features])
+        teacher_ids, teacher_mask, teacher_positions = self._pad([f["teacher_ids"] for f in features])
         longest = max(f["answer_len"] for f in features)
-        student_pos, teacher_pos, answer_mask = [], [], []
-        for f in features:
-            n, s0, t0 = (
-                f["answer_len"],
-                len(f["student_ids"]) - f["answer_len"],
-                len(f["teacher_ids"]) - f["answer_len"],
-            )
-            student_pos.append([s0 - 1 + min(i, n - 1) for i in range(longest)])
-            teacher_pos.append([t0 - 1 + min(i, n - 1) for i in range(longest)])
-            answer_mask.append([1.0] * n + [0.0] * (longest - n))
+        answer_mask = [[0.0] * (longest - f["answer_len"]) + [1.0] * f["answer_len"] for f in features]
         return {
             "input_ids": student_ids,
             "attention_mask": student_mask,
+            "position_ids": student_positions,
             "teacher_ids": teacher_ids,
             "teacher_mask": teacher_mask,
-            "student_pos": torch.tensor(student_pos),
-            "teacher_pos": torch.tensor(teacher_pos),
+            "teacher_positions": teacher_positions,
             "answer_mask": torch.tensor(answer_mask),
         }
-
-
-def _at(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    return logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
 
 
 class KLDistillTrainer(Trainer):
@@ -108,11 +98,21 @@ class KLDistillTrainer(Trainer):
         self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
         mask = inputs["answer_mask"]
+        keep = mask.shape[1] + 1  # the positions that predict the answer tokens, and the last one
         with torch.no_grad(), base_weights(model):
-            teacher_logits = model(input_ids=inputs["teacher_ids"], attention_mask=inputs["teacher_mask"]).logits
-            teacher_logits = _at(teacher_logits, inputs["teacher_pos"])
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        student_logits = _at(outputs.logits, inputs["student_pos"])
+            teacher_logits = model(
+                input_ids=inputs["teacher_ids"],
+                attention_mask=inputs["teacher_mask"],
+                position_ids=inputs["teacher_positions"],
+                logits_to_keep=keep,
+            ).logits[:, :-1]
+        outputs = model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            position_ids=inputs["position_ids"],
+            logits_to_keep=keep,
+        )
+        student_logits = outputs.logits[:, :-1]
         per_token = topk_kl(teacher_logits, student_logits, self.top_k)
         loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
         return (loss, outputs) if return_outputs else loss
