@@ -247,6 +247,10 @@ def distill_preview(
     from skill_adapter.datasets.distill import filter_prompts, seed_prompts, split_prompts
     from skill_adapter.datasets.stats import find_tokenizer_json
 
+    if skill.source:
+        skill_file = Path(skill.source)
+    elif skill_file.is_dir():
+        skill_file = skill_file / "SKILL.md"
     text = skill_file.read_text(encoding="utf-8", errors="replace")
     dropped: Counter[str] = Counter()
     prompts = filter_prompts(seed_prompts(skill, seed=seed, skill_file=skill_file), skill_text=text, dropped=dropped)
