@@ -224,7 +224,9 @@ def _train_distilled(
     from skill_adapter.training.trainer import load_for_training, train_adapter
 
     loaded = load_for_training(config, reporter)
-    _, tokenizer, base = loaded
+    hardware, tokenizer, base = loaded
+    if hardware.cuda and config["adapter_type"] != "qlora":  # QLoRA loads onto the GPU; LoRA waits for Trainer
+        base.to("cuda")
     dataset_dir = output_dir / "dataset"
     dataset = read_dataset(dataset_dir)  # a retried or resumed attempt trains on what the first one wrote
     if dataset is not None:
