@@ -36,6 +36,35 @@ TINY_CONFIG = {
 }
 
 
+SHORT_SKILL = """---
+name: haiku
+description: Writes haiku. Use when the user asks for a haiku or wants a short poem about nature.
+---
+
+# Haiku
+
+Write three lines of five, seven and five syllables.
+
+## Rules
+
+- Name a season.
+- No rhyme.
+
+## Example
+
+Input: a haiku about rain
+Output: Spring rain on the roof / the old cat does not look up / puddles fill the path
+"""
+
+
+def short_skill(root: Path) -> Path:
+    """A small skill, so the tiny teacher's prompts stay short and the tests fast."""
+    folder = root / "haiku"
+    folder.mkdir(exist_ok=True)
+    (folder / "SKILL.md").write_text(SHORT_SKILL, encoding="utf-8")
+    return folder / "SKILL.md"
+
+
 @pytest.mark.parametrize("top_k", [0, 5])
 def test_kl_is_zero_for_equal_logits_and_positive_otherwise(top_k: int) -> None:
     torch.manual_seed(0)
@@ -125,7 +154,7 @@ def test_dataset_is_reproducible_for_a_seed_and_cached(
     tiny: tuple[Any, Any], skills_root: Path, tmp_path: Path
 ) -> None:
     model, tokenizer = tiny
-    skill_file = skills_root / "commit-messages" / "SKILL.md"
+    skill_file = short_skill(skills_root)
     skill = load_skill_path(skill_file)
     notes: list[str] = []
 
@@ -142,8 +171,9 @@ def test_dataset_is_reproducible_for_a_seed_and_cached(
 
     first = build(tmp_path / "cache")
     assert any(n.startswith("teacher: 8/") for n in notes), notes  # progress per batch
+    assert any(e.generator == "skill_example" for e in first.train + first.held_out)
     assert first.train and first.held_out and first.teacher["adapter"] == "disabled"
-    assert {e.generator for e in first.train} >= {"trigger", "off_skill"}
+    assert {e.generator for e in first.train} >= {"trigger", "off_skill", "model"}
     again = build(None)
     assert [(e.prompt, e.completion) for e in again.train] == [(e.prompt, e.completion) for e in first.train]
     notes.clear()
@@ -179,22 +209,30 @@ def test_a_long_skill_is_truncated_for_the_teacher(tiny: tuple[Any, Any]) -> Non
 
 @pytest.mark.slow
 def test_distill_job_end_to_end_on_tiny(settings: Settings, skills_root: Path, client: Any) -> None:
+    from skill_adapter.core.db import init_db
     from skill_adapter.evaluation.jobs import create_evaluation, execute_evaluation
     from skill_adapter.pipeline import execute_job
-    from tests.training.test_pipeline_lora import make_job
+    from skill_adapter.schemas import TrainingParams
+    from skill_adapter.service import create_training_job
 
-    job_id = make_job(
-        settings,
-        skills_root,
-        recipe="distill",
-        distill_loss="kl",
-        num_epochs=1,
-        batch_size=4,
-        gradient_accumulation_steps=1,
-        distill_prompts=4,
-        teacher_max_new_tokens=8,
-        teacher_temperature=1.0,
-    )
+    init_db(settings)
+    params = {
+        "recipe": "distill",
+        "distill_loss": "kl",
+        "num_epochs": 1,
+        "batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "distill_prompts": 4,
+        "teacher_max_new_tokens": 8,
+        "teacher_temperature": 1.0,
+    }
+    with session_scope(settings) as session:
+        job_id = create_training_job(
+            session=session,
+            skill_file=short_skill(skills_root),
+            params=TrainingParams.model_validate(params),
+            settings=settings,
+        ).id
     assert execute_job(job_id, settings=settings) == "succeeded"
     dataset = client.get(f"/api/training/{job_id}/dataset").json()
     assert dataset["recipe"] == "distill" and dataset["count"] > 0
