@@ -236,6 +236,16 @@ export interface Preview {
   dataset_stats: DatasetStats
   examples: PreviewExample[]
   model: string
+  recipe?: 'distill' | 'template'
+  distill?: {
+    prompts: { prompt: string; source: string; kind: string; split: string }[]
+    model_written_prompts: number
+    dropped: Record<string, number>
+    skill_tokens: number | null
+    teacher_context_tokens: number
+    skill_truncated_for_teacher: boolean
+    note: string
+  }
 }
 
 // ---- evaluation -------------------------------------------------------------------------------
