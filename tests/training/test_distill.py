@@ -242,6 +242,8 @@ def test_distill_job_end_to_end_on_tiny(settings: Settings, skills_root: Path, c
         job = crud.get_job(session=session, job_id=job_id)
         assert job.dataset_stats["distill"]["train"] == len([e for e in dataset["examples"] if e["split"] == "train"])
         logs = [line.message for line in crud.read_logs(session=session, job_id=job_id, after=0, limit=1000)]
+        points = crud.read_metrics(session=session, job_id=job_id, after=0, limit=1000)
+        assert [p.eval_loss for p in points if p.eval_loss is not None], "the held-out KL is the validation loss"
         evaluation = create_evaluation(session=session, job_id=job_id, params={"max_new_tokens": 4}, settings=settings)
         evaluation_id = evaluation.id
     assert any("KL loss" in line for line in logs) and any(line.startswith("teacher: ") for line in logs)

@@ -116,3 +116,12 @@ class KLDistillTrainer(Trainer):
         per_token = topk_kl(teacher_logits, student_logits, self.top_k)
         loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
         return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(
+        self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: list[str] | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """The validation loss is the same KL on the held-out split (there are no labels to predict)."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
