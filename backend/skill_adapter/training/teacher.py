@@ -221,7 +221,8 @@ class Teacher:
         texts = self._run(
             [prompt] * count,
             what="prompts written",
-            max_new_tokens=PROMPT_WRITER_MAX_NEW_TOKENS,
+            # A request is shorter than an answer: at most 64 tokens, and no more than the answers get (16 at least).
+            max_new_tokens=min(PROMPT_WRITER_MAX_NEW_TOKENS, max(16, self.max_new_tokens)),
             temperature=PROMPT_WRITER_TEMPERATURE,
             top_p=PROMPT_WRITER_TOP_P,
         )
