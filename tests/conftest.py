@@ -30,6 +30,13 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SKILL_ADAPTER_MODEL", "tiny")
     # The tiny model cannot teach (its answers are noise): tests of the distill recipe ask for it.
     monkeypatch.setenv("SKILL_ADAPTER_RECIPE", "template")
+    # Starlette's TestClient sends "Host: testserver": the tests' server answers to it besides the loopback
+    # names (the default stays loopback only). Admission caps sized for the tests that submit bursts;
+    # tests/api/test_security.py sets its own.
+    monkeypatch.setenv("SKILL_ADAPTER_ALLOWED_HOSTS", "localhost,127.0.0.1,::1,testserver")
+    monkeypatch.setenv("SKILL_ADAPTER_MAX_ACTIVE_JOBS_PER_KEY", "100000")
+    monkeypatch.setenv("SKILL_ADAPTER_SUBMISSIONS_PER_MINUTE", "100000")
+    monkeypatch.setenv("SKILL_ADAPTER_MAX_QUEUE_DEPTH", "100000")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")

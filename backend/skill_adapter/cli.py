@@ -1,4 +1,4 @@
-"""``skill-adapter``: serve | worker | train | evaluate | preview | db | doctor."""
+"""``skill-adapter``: serve | worker | train | evaluate | preview | db | keys | doctor."""
 
 from __future__ import annotations
 
@@ -53,12 +53,65 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 3.0) -> None:
         proc.wait()
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_access_check(settings: Settings, host: str, *, insecure_no_auth: bool) -> tuple[bool, list[str]]:
+    """Whether ``serve`` may bind ``host``, and the lines it prints about who may call it."""
+    from skill_adapter.auth import active_keys, keys_required
+    from skill_adapter.core.db import session_scope
+
+    with session_scope(settings) as session:
+        keys, required = active_keys(session), keys_required(session)
+    where = f"{host}"
+    if required:
+        admins = sum(1 for key in keys if key.admin)
+        lines = [f"auth: {len(keys)} API key(s) ({admins} admin): every /api route needs 'Authorization: Bearer KEY'"]
+        if not is_loopback(host) and settings.allowed_host_names <= LOOPBACK_HOSTS | {"testserver"}:
+            lines.append(
+                "auth: SKILL_ADAPTER_ALLOWED_HOSTS lists only loopback names: clients on the network must be "
+                "reached under one of them; set it to the names they use (e.g. gpu-box,gpu-box.lan)"
+            )
+        return True, lines
+    if is_loopback(host):
+        return True, [
+            f"auth: no API key: anyone who can reach {where} may use the API (fine on a laptop); "
+            "`skill-adapter keys create NAME` turns keys on"
+        ]
+    if insecure_no_auth:
+        return True, [
+            f"auth: insecure: no API key and --insecure-no-auth: anyone who can reach {where} on the network may "
+            "start, cancel and read every job; create a key with `skill-adapter keys create NAME`"
+        ]
+    return False, [
+        f"error: refusing to serve on {where} without an API key: anyone on the network could start GPU jobs and "
+        "read every adapter. Create a key first (`skill-adapter keys create NAME`, it is printed once), or bind "
+        "127.0.0.1, or pass --insecure-no-auth if something in front of the service authenticates callers."
+    ]
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from skill_adapter.api.main import create_app, run_server
     from skill_adapter.core.db import init_db
     from skill_adapter.health import EmbeddedWorker
 
     init_db(settings)
+    allowed, lines = serve_access_check(settings, args.host, insecure_no_auth=args.insecure_no_auth)
+    for line in lines:
+        print(line, file=sys.stderr if not allowed or "insecure" in line else sys.stdout, flush=True)
+    if not allowed:
+        return 2
     worker = None if args.no_worker else start_embedded_worker()
     try:
         app = create_app(settings, embedded_worker=EmbeddedWorker(worker) if worker is not None else None)
@@ -372,6 +425,52 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """``keys create NAME [--admin]`` prints the new key alone on its last line; ``list``; ``revoke NAME``;
+    ``adopt NAME`` gives the jobs and evaluations that have no owner (from before keys) to NAME."""
+    from skill_adapter import auth
+    from skill_adapter.core.db import init_db, session_scope
+    from skill_adapter.core.errors import SkillAdapterError
+
+    init_db(settings)
+    try:
+        with session_scope(settings) as session:
+            if args.action == "list":
+                rows = auth.list_keys(session)
+                if not rows:
+                    print("no API keys: the API answers anyone who can reach it (serve binds loopback only)")
+                for row in rows:
+                    state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+                    role = "admin" if row.admin else "user"
+                    print(f"{row.name:<24} {role:<6} {row.prefix}…  created {row.created_at:%Y-%m-%d %H:%M}  {state}")
+                return 0
+            if not args.name:
+                print(f"error: keys {args.action} needs NAME", file=sys.stderr)
+                return 2
+            if args.action == "create":
+                key = auth.create_key(session, args.name, admin=args.admin)
+                adopted = auth.adopt_unowned(session, args.name) if args.adopt else None
+            elif args.action == "revoke":
+                if not auth.revoke_key(session, args.name):
+                    print(f"error: no active key named {args.name!r}", file=sys.stderr)
+                    return 1
+                print(f"revoked the key {args.name!r}; the API refuses it within {settings.keys_cache_seconds:g} s")
+                return 0
+            else:  # adopt
+                jobs, evaluations = auth.adopt_unowned(session, args.name)
+                print(f"{jobs} job(s) and {evaluations} evaluation(s) without an owner now belong to {args.name!r}")
+                return 0
+    except SkillAdapterError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    role = "admin key (sees every job)" if args.admin else "key"
+    print(f"created the {role} {args.name!r}. It is shown only now; send it as 'Authorization: Bearer KEY':")
+    if adopted is not None:
+        print(f"({adopted[0]} job(s) and {adopted[1]} evaluation(s) without an owner now belong to it)")
+    print(key)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     """The service's health (database, broker, live workers) and what this machine can train with."""
     from skill_adapter.doctor import doctor_report, format_doctor
@@ -389,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="the API alone (workers run elsewhere)")
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve a non-loopback host without any API key (only behind something that authenticates callers)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="a Celery worker alone")
@@ -446,6 +550,15 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("revision", nargs="?", help="upgrade or stamp to this revision (default: head)")
     db.add_argument("-m", "--message", help="revision: what the new migration does (developers)")
     db.set_defaults(func=cmd_db)
+
+    keys = sub.add_parser("keys", help="API keys: create NAME [--admin], list, revoke NAME, adopt NAME")
+    keys.add_argument("action", choices=["create", "list", "revoke", "adopt"])
+    keys.add_argument("name", nargs="?", help="the key's name: it owns the jobs the key submits")
+    keys.add_argument("--admin", action="store_true", help="create: the key sees and cancels every job")
+    keys.add_argument(
+        "--adopt", action="store_true", help="create: also give it the jobs without an owner (from before keys)"
+    )
+    keys.set_defaults(func=cmd_keys)
 
     doctor = sub.add_parser("doctor", help="health of the service and what this machine can train with")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -50,6 +50,8 @@ class QueuedWork:
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     worker_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The name of the API key that submitted it (null: submitted while no key existed, or before keys).
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -162,3 +164,30 @@ class Worker(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored. Its ``name`` owns the jobs the key submits."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), default="")  # the first characters, to tell keys apart
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AdmissionLock(Base):
+    """One row that every submission updates first: concurrent admissions run one after another.
+
+    On SQLite the update takes the database's write lock, on Postgres the row's lock; both hold until the
+    commit, so counting active jobs and inserting the new one cannot interleave (no overshoot).
+    """
+
+    __tablename__ = "admission_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admitted: Mapped[int] = mapped_column(Integer, default=0)

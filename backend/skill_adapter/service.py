@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from skill_adapter import crud
+from skill_adapter.admission import admit
+from skill_adapter.auth import Caller
 from skill_adapter.core.base_models import same_model
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
@@ -118,8 +120,13 @@ def create_training_job(
     settings: Settings,
     job_id: str | None = None,
     idempotency_key: str | None = None,
+    caller: Caller | None = None,
 ) -> Job:
-    """Validate the skill and the parameters, and insert a queued job (not yet committed)."""
+    """Validate the skill and the parameters, and insert a queued job (not yet committed).
+
+    With a ``caller`` (the API) the job is the caller's, passes admission control (429/503 past a cap) and
+    may continue only from an adapter the caller sees.
+    """
     from skill_adapter.skills.folder import load_skill_path
 
     skill = load_skill_path(skill_file)
@@ -127,8 +134,10 @@ def create_training_job(
     if params.init_adapter is not None:
         config["init_adapter"] = params.init_adapter
         config["init_adapter_path"] = resolve_init_adapter(
-            session=session, job_id=params.init_adapter, model=config["model"]
+            session=session, job_id=params.init_adapter, model=config["model"], caller=caller
         )
+    if caller is not None:
+        admit(session=session, owner=caller.owner, settings=settings)
     return crud.create_job(
         session=session,
         job_id=job_id or new_job_id(),
@@ -136,13 +145,14 @@ def create_training_job(
         skill_name=skill.name,
         config=config,
         idempotency_key=idempotency_key,
+        owner=caller.owner if caller is not None else None,
     )
 
 
-def resolve_init_adapter(*, session: Session, job_id: str, model: str) -> str:
+def resolve_init_adapter(*, session: Session, job_id: str, model: str, caller: Caller | None = None) -> str:
     """The final adapter of a succeeded job on the same base model, to continue training from."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or (caller is not None and not caller.sees(job.owner)):
         raise InvalidParameterError(f"init_adapter {job_id!r} is not a known job", field="init_adapter")
     adapter = Path(job.adapter_path) if job.adapter_path else None
     if job.status != "succeeded" or adapter is None or not (adapter / "adapter_config.json").is_file():

@@ -1,6 +1,7 @@
 import { QueryClientProvider, type QueryClient } from '@tanstack/react-query'
 import { makeQueryClient } from './queryClient'
 import { BrowserRouter, NavLink, Route, Routes } from 'react-router-dom'
+import { KeyPrompt } from './components/common/KeyPrompt'
 import { JobPage } from './components/job/JobPage'
 import { JobsList } from './components/jobs/JobsList'
 import { TrainingTab } from './components/training/TrainingTab'
@@ -23,6 +24,7 @@ export function Layout() {
           API docs
         </a>
       </header>
+      <KeyPrompt />
       <main id="main">
         <Routes>
           <Route path="/" element={<TrainingTab />} />

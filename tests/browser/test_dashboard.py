@@ -80,3 +80,14 @@ def test_end_to_end_in_chromium(built_frontend: Path, tmp_path: Path) -> None:
     assert ", 0 failed" in result.stdout
     shots = sorted(p.name for p in (tmp_path / "screenshots").glob("*.png"))
     assert shots == ["job-page-evaluation.png", "job-page.png", "jobs-list.png", "training-tab.png"]
+
+
+@pytest.mark.timeout(600)
+def test_keys_in_chromium(built_frontend: Path) -> None:
+    """On a server with API keys: the dashboard asks for one, keeps it for the tab, shows 401 and 429 as
+    messages a person can act on, and a page on another origin changes nothing (issue 15)."""
+    _need(browser=True)
+    env = {**os.environ, "CHROMIUM": CHROMIUM, "SKILL_ADAPTER_PYTHON": sys.executable}
+    result = _run(["node", "e2e/keys.e2e.mjs"], timeout=500, env=env)
+    _assert_ok(result, "the dashboard's keys run")
+    assert "6 passed, 0 failed" in result.stdout

@@ -225,3 +225,32 @@ def test_cli_evaluate_prints_the_markdown_report(trained: tuple[Settings, str]) 
 
     missing = subprocess.run([*cmd[:4], "train-000000000000"], capture_output=True, text=True, env=env, timeout=120)
     assert missing.returncode == 2 and "job_not_found" in missing.stderr
+
+
+def test_a_running_evaluation_is_cancelled_and_its_process_stopped(trained: tuple[Settings, str]) -> None:
+    """Issue 15: evaluations can be cancelled like jobs; the worker sees it at its next heartbeat."""
+    import threading
+    import time
+
+    settings, job_id = trained
+    quick = settings.model_copy(update={"job_lease_seconds": 2.0})  # heartbeats every 0.5 s
+    with session_scope(quick) as session:
+        evaluation_id = create_evaluation(
+            session=session, job_id=job_id, params={"max_new_tokens": 256}, settings=quick
+        ).id
+    outcome: list[str] = []
+    runner = threading.Thread(target=lambda: outcome.append(execute_evaluation(evaluation_id, settings=quick)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while True:
+        with session_scope(quick) as session:
+            if crud.get_evaluation(session=session, evaluation_id=evaluation_id).status == "running":
+                crud.cancel_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id)
+                break
+        assert time.monotonic() < deadline, "the evaluation was never claimed"
+        time.sleep(0.05)
+    runner.join(timeout=60)
+    assert not runner.is_alive() and outcome == ["cancelled"]
+    with session_scope(quick) as session:
+        evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id)
+        assert evaluation.status == "cancelled" and evaluation.report is None

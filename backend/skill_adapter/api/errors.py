@@ -21,8 +21,14 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status in (429, 503) else None
+def error_response(
+    status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    headers: dict[str, str] | None = None
+    if status in (429, 503):
+        headers = {"Retry-After": str(retry_after if retry_after is not None else RETRY_AFTER_SECONDS)}
+    elif status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="skill-adapter"'}
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 
@@ -53,13 +59,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SkillAdapterError)
     async def _domain(request: Request, exc: SkillAdapterError) -> JSONResponse:
         body = exc.to_dict()
-        return error_response(exc.status_code, body.pop("code"), body.pop("message"), **body)
+        retry_after = body.get("retry_after_seconds")
+        return error_response(
+            exc.status_code,
+            body.pop("code"),
+            body.pop("message"),
+            retry_after=retry_after if isinstance(retry_after, int) else None,
+            **body,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         code, message, fields = describe_validation_errors(list(exc.errors()))
         status = 400 if code == "invalid_json" else 422
-        return error_response(status, code, message, **({"fields": fields} if fields else {}))
+        if fields:
+            return error_response(status, code, message, fields=fields)
+        return error_response(status, code, message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

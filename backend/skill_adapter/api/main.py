@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 
+from skill_adapter.api.deps import PROTECTED, KeyRing
+from skill_adapter.api.edge import install_edge
 from skill_adapter.api.errors import error_response, install_error_handlers
 from skill_adapter.api.routes import evaluation, skills, system, training
 from skill_adapter.core.config import Settings, load_settings
@@ -113,6 +115,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(settings)
+        app.state.keyring.load()  # now, so that the first requests make no trip to the thread pool for it
         stop = threading.Event()
         thread = None
         if run_sweeper:
@@ -134,10 +137,13 @@ def create_app(
     app.state.session_factory = session_factory(settings)
     app.state.enqueue = enqueue
     app.state.embedded_worker = embedded_worker
+    app.state.keyring = KeyRing(app.state.session_factory, settings.keys_cache_seconds)
     install_error_handlers(app)
-    app.include_router(training.router)
-    app.include_router(evaluation.router)
+    install_edge(app, settings)
+    # Every router but system's needs the caller (system guards /config itself; /health stays open).
+    app.include_router(training.router, dependencies=PROTECTED)
+    app.include_router(evaluation.router, dependencies=PROTECTED)
     app.include_router(system.router)
-    app.include_router(skills.router)
+    app.include_router(skills.router, dependencies=PROTECTED)
     mount_dashboard(app, dashboard or dashboard_dir())
     return app

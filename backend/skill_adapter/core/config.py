@@ -120,6 +120,27 @@ class Settings(BaseSettings):
     )
     trust_remote_code: bool = False
 
+    # Who may do what (docs/security.md)
+    max_active_jobs_per_key: int = Field(
+        default=20, ge=1, description="Queued + running jobs and evaluations one key may have; past it 429"
+    )
+    submissions_per_minute: int = Field(
+        default=30, ge=1, description="Jobs and evaluations one key may submit in any 60 s; past it 429"
+    )
+    max_queue_depth: int = Field(
+        default=500, ge=1, description="Queued jobs and evaluations on the whole server; past it 503"
+    )
+    allowed_hosts: str = Field(
+        default="localhost,127.0.0.1,::1",
+        description="Host header values the API answers (comma-separated; * for any): DNS rebinding fails",
+    )
+    cors_origins: str = Field(
+        default="", description="Origins (https://host:port, comma-separated) a browser page may call from"
+    )
+    keys_cache_seconds: float = Field(
+        default=5, ge=0, description="How long the API keeps its copy of the key table (a revoke takes this long)"
+    )
+
     @field_validator("model", "models_dir", mode="before")
     @classmethod
     def _blank_model_is_default(cls, value: Any) -> Any:
@@ -156,6 +177,14 @@ class Settings(BaseSettings):
     @classmethod
     def _quant_bits_from_text(cls, value: Any) -> Any:
         return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+    @property
+    def allowed_host_names(self) -> frozenset[str]:
+        return frozenset(name.strip().lower().strip("[]") for name in self.allowed_hosts.split(",") if name.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
 
     # Derived values -------------------------------------------------------------------------------
     @property

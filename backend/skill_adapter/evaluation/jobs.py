@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from skill_adapter import crud
+from skill_adapter.admission import admit
+from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import EvaluationError, InvalidParameterError, JobStateError, SkillAdapterError
@@ -50,9 +52,15 @@ def check_adapter_folder(path: Path) -> None:
         )
 
 
-def create_evaluation(*, session: Session, job_id: str, params: dict[str, Any], settings: Settings) -> Evaluation:
-    """Validate and insert a queued evaluation of a succeeded job (not yet committed)."""
-    job = crud.get_job(session=session, job_id=job_id)
+def create_evaluation(
+    *, session: Session, job_id: str, params: dict[str, Any], settings: Settings, caller: Caller | None = None
+) -> Evaluation:
+    """Validate and insert a queued evaluation of a succeeded job (not yet committed).
+
+    With a ``caller`` (the API), the job must be one it sees, and the evaluation passes admission control;
+    the evaluation belongs to the job's owner.
+    """
+    job = crud.get_job(session=session, job_id=job_id, caller=caller)
     if job.status != "succeeded" or not job.adapter_path:
         raise JobStateError(
             f"Job {job_id} is {job.status}; only a succeeded job has an adapter to evaluate", job_id=job_id
@@ -68,7 +76,11 @@ def create_evaluation(*, session: Session, job_id: str, params: dict[str, Any], 
     if resolved["source"] == "held_out" and resolved["evals"] is not None:
         raise InvalidParameterError('"evals" cases need source "evals" (or no source)', field="source")
     _cases(resolved, job_skill_path=Path(job.skill_path), output_dir=Path(job.output_dir or ""))  # validate now
-    return crud.create_evaluation(session=session, evaluation_id=new_evaluation_id(), job_id=job_id, params=resolved)
+    if caller is not None:
+        admit(session=session, owner=job.owner, settings=settings)
+    return crud.create_evaluation(
+        session=session, evaluation_id=new_evaluation_id(), job_id=job_id, params=resolved, owner=job.owner
+    )
 
 
 def _cases(params: dict[str, Any], *, job_skill_path: Path, output_dir: Path) -> list[EvalCase]:
@@ -114,10 +126,10 @@ def execute_evaluation(evaluation_id: str, *, settings: Settings) -> str:
         with session_scope(settings) as session:
             if not crud.heartbeat_evaluation(session=session, evaluation_id=evaluation_id, worker_id=worker_id):
                 evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id)
-                if evaluation.status == "running":  # taken back by the reaper: stop for sure
+                if evaluation.status in ("running", "cancelled"):  # taken back by the reaper, or cancelled
                     child.kill()
                     child.join()
-                    return "lost"
+                    return "cancelled" if evaluation.status == "cancelled" else "lost"
     with session_scope(settings) as session:
         crud.finish_evaluation(
             session=session,

@@ -20,21 +20,58 @@ import type {
 export class ApiError extends Error {
   readonly status: number
   readonly code: string
+  /** Seconds the server asked to wait (Retry-After on 429 and 503), when it said. */
+  readonly retryAfter: number | null
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, retryAfter: number | null = null) {
     super(message)
     this.name = 'ApiError'
     this.status = status
     this.code = code
+    this.retryAfter = retryAfter
   }
 }
 
 const BASE = '/api'
 
+// The API key, kept for this browser tab only (sessionStorage: gone when the tab closes, never sent to
+// another site). Servers without keys need none; a 401 makes the dashboard ask for one (KeyPrompt).
+const KEY_STORAGE = 'skill-adapter.api-key'
+export const KEY_NEEDED_EVENT = 'skill-adapter:key-needed'
+
+export function storedKey(): string | null {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE)
+  } catch {
+    return null
+  }
+}
+
+export function storeKey(key: string | null): void {
+  try {
+    if (key) sessionStorage.setItem(KEY_STORAGE, key)
+    else sessionStorage.removeItem(KEY_STORAGE)
+  } catch {
+    // storage disabled: the key lasts until the page reloads
+  }
+}
+
+/** The headers every call carries: the key when there is one, and the dashboard's own header, which a
+ * browser sends cross-site only after a CORS preflight (the server refuses a state change without it). */
+function authHeaders(): Record<string, string> {
+  const key = storedKey()
+  const headers: Record<string, string> = { 'X-Skill-Adapter-Client': 'dashboard' }
+  if (key) headers.Authorization = `Bearer ${key}`
+  return headers
+}
+
 async function request<T>(path: string, init?: RequestInit): Promise<T> {
   let response: Response
   try {
-    response = await fetch(BASE + path, init)
+    response = await fetch(BASE + path, {
+      ...init,
+      headers: { ...authHeaders(), ...((init?.headers as Record<string, string> | undefined) ?? {}) },
+    })
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err)
     throw new ApiError(0, 'network_error', `Cannot reach the service (${reason}). Is skill-adapter serve running?`)
@@ -50,8 +87,11 @@ async function request<T>(path: string, init?: RequestInit): Promise<T> {
   }
   if (!response.ok) {
     const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error
+    const retry = Number(response.headers.get('Retry-After'))
+    const retryAfter = Number.isFinite(retry) && retry > 0 ? retry : null
+    if (response.status === 401) window.dispatchEvent(new Event(KEY_NEEDED_EVENT))
     if (error && typeof error.message === 'string') {
-      throw new ApiError(response.status, String(error.code ?? 'error'), error.message)
+      throw new ApiError(response.status, String(error.code ?? 'error'), error.message, retryAfter)
     }
     throw new ApiError(response.status, 'http_error', `HTTP ${response.status} ${response.statusText}`.trim())
   }
@@ -111,6 +151,11 @@ export const api = {
   dataset: (jobId: string) => request<DatasetPage>(`/training/${encodeURIComponent(jobId)}/dataset?limit=200`),
   checkpoints: (jobId: string) => request<CheckpointsPage>(`/training/${encodeURIComponent(jobId)}/checkpoints`),
   cancel: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' }),
+  cancelEvaluation: (jobId: string, evaluationId: string) =>
+    request<Evaluation>(
+      `/training/${encodeURIComponent(jobId)}/evaluations/${encodeURIComponent(evaluationId)}/cancel`,
+      { method: 'POST' },
+    ),
   evaluate: (jobId: string, body: EvaluateOptions = {}) =>
     postJson<EvaluationCreated>(`/training/${encodeURIComponent(jobId)}/evaluate`, body),
   evaluation: async (jobId: string, evaluationId: string | null = null): Promise<Evaluation | null> => {

@@ -291,7 +291,7 @@ export interface EvaluationReport {
 export interface Evaluation {
   evaluation_id: string
   job_id: string
-  status: 'queued' | 'running' | 'succeeded' | 'failed'
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
   progress: number
   created_at: string
   started_at: string | null

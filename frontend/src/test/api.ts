@@ -7,9 +7,11 @@ export interface Call {
   method: string
   path: string
   body: BodyInit | null | undefined
+  headers: Record<string, string>
 }
 
-type Answer = { status?: number; body: unknown } | ((call: Call) => { status?: number; body: unknown })
+type Reply = { status?: number; body: unknown; headers?: Record<string, string> }
+type Answer = Reply | ((call: Call) => Reply)
 
 export function mockApi(routes: Record<string, Answer>) {
   const calls: Call[] = []
@@ -17,7 +19,8 @@ export function mockApi(routes: Record<string, Answer>) {
   const fetchMock = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = new URL(String(input), 'http://dashboard.test')
     const method = (init?.method ?? 'GET').toUpperCase()
-    const call = { method, path: url.pathname + url.search, body: init?.body }
+    const headers = (init?.headers ?? {}) as Record<string, string>
+    const call = { method, path: url.pathname + url.search, body: init?.body, headers }
     calls.push(call)
     const key = Object.keys(routes).find((route) => {
       const [m, p] = route.split(' ')
@@ -31,7 +34,7 @@ export function mockApi(routes: Record<string, Answer>) {
     const answer = typeof route === 'function' ? route(call) : route
     return new Response(JSON.stringify(answer.body), {
       status: answer.status ?? 200,
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...(answer.headers ?? {}) },
     })
   })
   vi.stubGlobal('fetch', fetchMock)

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud
-from skill_adapter.api.deps import EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.deps import CallerDep, EnqueueDep, SessionDep, SettingsDep
 from skill_adapter.api.uploads import parse_json, read_body
+from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import EvaluationNotFoundError
 from skill_adapter.evaluation.jobs import create_evaluation
@@ -63,7 +64,7 @@ def _summary(evaluation: Evaluation) -> dict[str, Any]:
     },
 )
 async def evaluate(
-    job_id: str, request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep
+    job_id: str, request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep, caller: CallerDep
 ) -> Any:
     """Queue an evaluation of a succeeded job: base, base + SKILL.md, and adapter on the same cases.
 
@@ -73,16 +74,20 @@ async def evaluate(
     raw = await read_body(request, cap=MAX_EVALUATE_BODY)
     body = cast(EvaluateRequest, parse_json(raw, EvaluateRequest)) if raw.strip() else EvaluateRequest()
     # The checks, the commit and the enqueue block: off the event loop, as for training jobs.
-    return await run_in_threadpool(_accept, job_id, body, session, settings, enqueue)
+    return await run_in_threadpool(_accept, job_id, body, session, settings, enqueue, caller)
 
 
 def _accept(
-    job_id: str, body: EvaluateRequest, session: Session, settings: Settings, enqueue: Enqueue
+    job_id: str, body: EvaluateRequest, session: Session, settings: Settings, enqueue: Enqueue, caller: Caller
 ) -> EvaluationCreated:
-    evaluation = create_evaluation(
-        session=session, job_id=job_id, params=body.model_dump(exclude_none=True), settings=settings
-    )
-    session.commit()
+    try:
+        evaluation = create_evaluation(
+            session=session, job_id=job_id, params=body.model_dump(exclude_none=True), settings=settings, caller=caller
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
+        raise
     enqueue_job(evaluation.id, settings=settings, enqueue=enqueue, record=False)
     return EvaluationCreated(
         evaluation_id=evaluation.id, job_id=job_id, status=evaluation.status, created_at=evaluation.created_at
@@ -90,9 +95,9 @@ def _accept(
 
 
 @router.get("/{job_id}/evaluation", response_model=EvaluationPublic)
-def latest_evaluation(job_id: str, session: SessionDep) -> Any:
+def latest_evaluation(job_id: str, session: SessionDep, caller: CallerDep) -> Any:
     """The latest evaluation with its report (``report`` is null until ``status`` is ``succeeded``)."""
-    crud.get_job(session=session, job_id=job_id)
+    crud.get_job(session=session, job_id=job_id, caller=caller)
     evaluations = crud.list_evaluations(session=session, job_id=job_id)
     if not evaluations:
         raise EvaluationNotFoundError(
@@ -102,16 +107,25 @@ def latest_evaluation(job_id: str, session: SessionDep) -> Any:
 
 
 @router.get("/{job_id}/evaluations", response_model=EvaluationsPublic)
-def list_evaluations(job_id: str, session: SessionDep) -> Any:
+def list_evaluations(job_id: str, session: SessionDep, caller: CallerDep) -> Any:
     """Every evaluation of the job, newest first, without the reports."""
-    crud.get_job(session=session, job_id=job_id)
+    crud.get_job(session=session, job_id=job_id, caller=caller)
     evaluations = crud.list_evaluations(session=session, job_id=job_id)
     return EvaluationsPublic(data=[EvaluationSummary(**_summary(e)) for e in evaluations], count=len(evaluations))
 
 
 @router.get("/{job_id}/evaluations/{evaluation_id}", response_model=EvaluationPublic)
-def get_evaluation(job_id: str, evaluation_id: str, session: SessionDep) -> Any:
+def get_evaluation(job_id: str, evaluation_id: str, session: SessionDep, caller: CallerDep) -> Any:
     """One past evaluation with its report."""
-    crud.get_job(session=session, job_id=job_id)
-    evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id)
+    crud.get_job(session=session, job_id=job_id, caller=caller)
+    evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id, caller=caller)
     return EvaluationPublic(**_summary(evaluation), report=evaluation.report)
+
+
+@router.post("/{job_id}/evaluations/{evaluation_id}/cancel", status_code=202, response_model=EvaluationSummary)
+def cancel_evaluation(job_id: str, evaluation_id: str, session: SessionDep, caller: CallerDep) -> Any:
+    """Cancel a queued or running evaluation (a running one's process is stopped); 409 for a finished one."""
+    crud.get_job(session=session, job_id=job_id, caller=caller)
+    evaluation = crud.cancel_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id, caller=caller)
+    session.commit()
+    return EvaluationSummary(**_summary(evaluation))

@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from skill_adapter.api.deps import SettingsDep
+from skill_adapter.api.deps import PROTECTED, SettingsDep, authenticate
+from skill_adapter.auth import UnauthorizedError
 from skill_adapter.health import health_report, model_section
 from skill_adapter.schemas import PARAM_RANGES
 
@@ -15,13 +17,33 @@ router = APIRouter(prefix="/api", tags=["system"])
 
 
 @router.get("/health", responses={503: {"description": "The database or the broker is down (same body)"}})
-def health(request: Request, settings: SettingsDep) -> JSONResponse:
-    """The database, the broker and the live workers with their devices; 503 when the database or broker is down."""
-    report = health_report(settings, embedded_worker=getattr(request.app.state, "embedded_worker", None))
-    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+async def health(request: Request, settings: SettingsDep) -> JSONResponse:
+    """The database, the broker and the live workers with their devices; 503 when the database or broker is down.
+
+    Open to all. When the server has API keys, a caller without a valid one gets only the statuses (no
+    URLs, paths, host names or workers): enough for a load balancer, nothing for a visitor.
+    """
+    embedded = getattr(request.app.state, "embedded_worker", None)
+    report = await run_in_threadpool(health_report, settings, embedded_worker=embedded)
+    code = 200 if report["status"] == "ok" else 503
+    try:
+        await authenticate(request)
+        known = True
+    except UnauthorizedError:
+        known = False
+    except Exception:  # the database is down: go by what the key ring last knew
+        known = not request.app.state.keyring.required
+    if not known:
+        report = {
+            "status": report["status"],
+            "database": {"status": report["database"]["status"]},
+            "broker": {"status": report["broker"]["status"]},
+            "auth": "required",
+        }
+    return JSONResponse(report, status_code=code)
 
 
-@router.get("/config")
+@router.get("/config", dependencies=PROTECTED)
 def config(settings: SettingsDep) -> dict[str, Any]:
     """Default hyper-parameters, their allowed ranges, and the base model."""
     return {

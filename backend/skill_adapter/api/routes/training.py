@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -14,9 +15,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from skill_adapter import crud, service
-from skill_adapter.api.deps import EngineDep, EnqueueDep, SessionDep, SettingsDep
+from skill_adapter.api.deps import CallerDep, EngineDep, EnqueueDep, SessionDep, SettingsDep
 from skill_adapter.api.responses import model_response
 from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
+from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import InvalidParameterError
 from skill_adapter.models import Job
@@ -89,20 +91,25 @@ def job_status(job: Job | Row[Any]) -> JobStatus:
         }
     },
 )
-async def start_training(request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep) -> Any:
+async def start_training(
+    request: Request, session: SessionDep, settings: SettingsDep, enqueue: EnqueueDep, caller: CallerDep
+) -> Any:
     """Accept a training job; the answer comes before training starts.
 
     JSON names a SKILL.md under the skills root (``skill_path``); multipart uploads one in the field
     ``file`` (a SKILL.md, or a skill folder as .zip / .tar.gz), with hyper-parameters as form fields.
     """
-    key = idempotency_key(request)
+    key = idempotency_key(request, caller)
     body = await read_skill_request(request, json_model=TrainingStartRequest, upload_model=TrainingParams)
     # Parsing, the commit and the enqueue block: off the event loop, so /status stays quick meanwhile.
-    return await run_in_threadpool(_accept, body, key, session, settings, enqueue)
+    return await run_in_threadpool(_accept, body, key, session, settings, enqueue, caller)
 
 
-def idempotency_key(request: Request) -> str | None:
-    """The optional ``Idempotency-Key`` header: 1-255 visible ASCII characters."""
+def idempotency_key(request: Request, caller: Caller | None = None) -> str | None:
+    """The optional ``Idempotency-Key`` header: 1-255 visible ASCII characters.
+
+    Stored per owner: a key's name plus the header's SHA-256, so one key's retry never finds another's job.
+    """
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
@@ -111,6 +118,8 @@ def idempotency_key(request: Request) -> str | None:
             "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
             field="Idempotency-Key",
         )
+    if caller is not None and caller.owner is not None:
+        return f"{caller.owner}:{hashlib.sha256(key.encode()).hexdigest()}"
     return key
 
 
@@ -121,7 +130,7 @@ def _replayed(job: Job) -> JSONResponse:
 
 
 def _accept(
-    body: SkillRequest, key: str | None, session: Session, settings: Settings, enqueue: Enqueue
+    body: SkillRequest, key: str | None, session: Session, settings: Settings, enqueue: Enqueue, caller: Caller
 ) -> JobCreated | JSONResponse:
     if key is not None and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
         return _replayed(earlier)
@@ -136,16 +145,26 @@ def _accept(
             folder = service.upload_dir(settings, job_id)
             skill_file = service.store_upload(body.upload.filename, body.upload.data, folder)
         job = service.create_training_job(
-            session=session, skill_file=skill_file, params=params, settings=settings, job_id=job_id, idempotency_key=key
+            session=session,
+            skill_file=skill_file,
+            params=params,
+            settings=settings,
+            job_id=job_id,
+            idempotency_key=key,
+            caller=caller,
         )
         session.commit()
     except BaseException as exc:
+        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
         if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
-        if isinstance(exc, IntegrityError) and key is not None:  # the same key, sent concurrently, won the race
-            session.rollback()
-            if (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
-                return _replayed(earlier)
+        # The same key, sent concurrently, won the race: answer with its job.
+        if (
+            isinstance(exc, IntegrityError)
+            and key is not None
+            and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None
+        ):
+            return _replayed(earlier)
         raise
     service.enqueue_job(job.id, settings=settings, enqueue=enqueue, record=False)
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
@@ -154,11 +173,12 @@ def _accept(
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Jobs, newest first."""
-    jobs, count = crud.list_jobs(session=session, limit=limit, offset=offset)
+    jobs, count = crud.list_jobs(session=session, limit=limit, offset=offset, caller=caller)
     data = [
         JobSummary(
             job_id=j.id,
@@ -179,10 +199,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}/status", response_model=JobStatus)
-def get_status(job_id: JobId, engine: EngineDep) -> Any:
+def get_status(job_id: JobId, engine: EngineDep, caller: CallerDep) -> Any:
     # A plain connection, opened and closed on this thread: the lightest read (see crud.job_row).
     with engine.connect() as connection:
-        row = crud.job_row(connection=connection, job_id=job_id)
+        row = crud.job_row(connection=connection, job_id=job_id, caller=caller)
     return model_response(job_status(row))
 
 
@@ -190,11 +210,12 @@ def get_status(job_id: JobId, engine: EngineDep) -> Any:
 def get_logs(
     job_id: JobId,
     session: SessionDep,
+    caller: CallerDep,
     after: Annotated[int, Query(ge=0, description="the `next` cursor of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Any:
     """Log lines after the cursor, oldest first; pass ``next`` back as ``after`` to get only new lines."""
-    crud.get_job(session=session, job_id=job_id)
+    crud.get_job(session=session, job_id=job_id, caller=caller)
     lines = crud.read_logs(session=session, job_id=job_id, after=after, limit=limit)
     page = LogsPage(
         lines=[LogLinePublic(id=ln.id, ts=ln.ts, level=ln.level, message=ln.message) for ln in lines],
@@ -207,11 +228,12 @@ def get_logs(
 def get_metrics(
     job_id: JobId,
     session: SessionDep,
+    caller: CallerDep,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Any:
     """Metric points (loss, learning rate, eval loss, tokens/s, ETA, GPU) after the cursor."""
-    crud.get_job(session=session, job_id=job_id)
+    crud.get_job(session=session, job_id=job_id, caller=caller)
     points = crud.read_metrics(session=session, job_id=job_id, after=after, limit=limit)
     page = MetricsPage(
         points=[MetricPointPublic.model_validate(p, from_attributes=True) for p in points],
@@ -221,9 +243,9 @@ def get_metrics(
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic)
-def get_checkpoints(job_id: JobId, session: SessionDep) -> Any:
+def get_checkpoints(job_id: JobId, session: SessionDep, caller: CallerDep) -> Any:
     """The job's saved checkpoints and its final adapter."""
-    crud.get_job(session=session, job_id=job_id)
+    crud.get_job(session=session, job_id=job_id, caller=caller)
     rows = crud.list_checkpoints(session=session, job_id=job_id)
     data = [
         CheckpointPublic(
@@ -262,8 +284,8 @@ def get_dataset(
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus)
-def cancel_job(job_id: JobId, session: SessionDep) -> Any:
+def cancel_job(job_id: JobId, session: SessionDep, caller: CallerDep) -> Any:
     """Cancel a queued job at once or stop a running one at its next step; 409 for a finished job."""
-    job = crud.request_cancel(session=session, job_id=job_id)
+    job = crud.request_cancel(session=session, job_id=job_id, caller=caller)
     session.commit()
     return job_status(job)

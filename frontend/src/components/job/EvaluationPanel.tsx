@@ -1,4 +1,6 @@
+import { useMutation, useQueryClient } from '@tanstack/react-query'
 import type { ReactNode } from 'react'
+import { api } from '../../api/client'
 import type { ArmName, ChatMessage, EvalExample, Evaluation, EvaluationReport } from '../../api/types'
 import { ARMS } from '../../api/types'
 import { formatNumber, formatPercent, formatTime } from '../../lib/format'
@@ -184,6 +186,23 @@ function HistoryPicker({ history, selected, onSelect }: Required<Pick<Props, 'hi
   )
 }
 
+/** Cancel a queued or running evaluation: a queued one never runs, a running one's process is stopped. */
+function CancelEvaluation({ evaluation }: { evaluation: Evaluation }) {
+  const queryClient = useQueryClient()
+  const cancel = useMutation({
+    mutationFn: () => api.cancelEvaluation(evaluation.job_id, evaluation.evaluation_id),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: ['jobs'] }),
+  })
+  return (
+    <>
+      <button type="button" onClick={() => cancel.mutate()} disabled={cancel.isPending}>
+        Cancel evaluation
+      </button>
+      <ErrorMessage error={cancel.error} title="Could not cancel the evaluation" />
+    </>
+  )
+}
+
 export function EvaluationPanel({ evaluation, error, loading, canEvaluate, options, history = [], selected = null, onSelect }: Props) {
   return (
     <section className="panel" aria-labelledby="eval-title">
@@ -210,6 +229,7 @@ export function EvaluationPanel({ evaluation, error, loading, canEvaluate, optio
             {evaluation.status === 'queued' ? 'Queued' : `Running since ${formatTime(evaluation.started_at)}`} —{' '}
             {formatPercent(evaluation.progress)}
           </p>
+          <CancelEvaluation evaluation={evaluation} />
         </div>
       ) : null}
       {evaluation?.error ? <ErrorMessage error={new Error(evaluation.error.message)} title={evaluation.error.code} /> : null}
