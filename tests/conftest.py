@@ -28,6 +28,8 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The fast tiers train the embedded toy model, named explicitly; subprocesses inherit it. Tests of the
     # real default model (marker real_model) use the real_model_settings fixture below instead.
     monkeypatch.setenv("SKILL_ADAPTER_MODEL", "tiny")
+    # The tiny model cannot teach (its answers are noise): tests of the distill recipe ask for it.
+    monkeypatch.setenv("SKILL_ADAPTER_RECIPE", "template")
     # Starlette's TestClient sends "Host: testserver": the tests' server answers to it besides the loopback
     # names (the default stays loopback only). Admission caps sized for the tests that submit bursts;
     # tests/api/test_security.py sets its own.

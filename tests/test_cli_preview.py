@@ -32,6 +32,11 @@ def test_preview_json_matches_the_api_shape(
     assert set(data) >= {"skill", "findings", "dataset_stats", "examples"}
     assert data["dataset_stats"]["seed"] == 5
     assert data["dataset_stats"]["train_examples"] >= 10
+    # What the distill recipe will send to the teacher: known prompts with their source and split.
+    prompts = data["distill"]["prompts"]
+    assert {p["source"] for p in prompts} >= {"trigger", "off_skill"}
+    assert {p["split"] for p in prompts} == {"train", "held_out"}
+    assert data["distill"]["skill_truncated_for_teacher"] is False
 
 
 def test_preview_of_an_unusable_file_exits_2_with_the_code(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.core.config import ConfigError, Settings, load_settings
@@ -103,3 +104,12 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: 
     with pytest.raises(ConfigError) as info:
         load_settings(_env_file=None)
     assert f"SKILL_ADAPTER_{var}" in str(info.value)
+
+
+def test_the_default_recipe_is_distill(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKILL_ADAPTER_RECIPE")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.recipe, settings.distill_loss, settings.teacher_temperature) == ("distill", "kl", 0.0)
+    monkeypatch.setenv("SKILL_ADAPTER_RECIPE", "recite")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]

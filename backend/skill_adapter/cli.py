@@ -242,6 +242,12 @@ def _train_params(args: argparse.Namespace) -> dict[str, object]:
         "quant_bits": "quant_bits",
         "save_steps": "save_steps",
         "seed": "seed",
+        "recipe": "recipe",
+        "distill_loss": "distill_loss",
+        "distill_prompts": "distill_prompts",
+        "teacher_max_new_tokens": "teacher_max_new_tokens",
+        "distill_top_k": "distill_top_k",
+        "teacher_temperature": "teacher_temperature",
     }
     return {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
 
@@ -394,7 +400,14 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: cannot read --evals: {exc}", file=sys.stderr)
         return 2
     print(f"evaluation {evaluation_id} of {args.job_id}: base, base + SKILL.md, adapter", file=sys.stderr)
-    execute_evaluation(evaluation_id, settings=settings)
+    done = threading.Event()
+    watcher = threading.Thread(target=_show_progress, args=(settings, evaluation_id, done), daemon=True)
+    watcher.start()
+    try:
+        execute_evaluation(evaluation_id, settings=settings)
+    finally:
+        done.set()
+        watcher.join(timeout=5)
     with session_scope(settings) as session:
         evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id)
     if evaluation.status != "succeeded" or evaluation.report is None:
@@ -403,6 +416,24 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(evaluation.report, indent=2) if args.json else to_markdown(evaluation.report))
     print(f"report saved in {evaluation.report_path}", file=sys.stderr)
     return 0
+
+
+def _show_progress(settings: Settings, evaluation_id: str, done: threading.Event) -> None:
+    """Print the running evaluation's progress (from its row) to stderr whenever it moves by 5 points."""
+    from skill_adapter import crud
+    from skill_adapter.core.db import session_scope
+
+    shown = -1
+    while not done.wait(2.0):
+        try:
+            with session_scope(settings) as session:
+                progress = crud.get_evaluation(session=session, evaluation_id=evaluation_id).progress
+        except Exception:  # progress is a courtesy; the evaluation itself reports its end
+            continue
+        percent = int(progress * 100) // 5 * 5
+        if percent > shown:
+            shown = percent
+            print(f"  evaluating: {percent}%", file=sys.stderr, flush=True)
 
 
 def format_preview(result: dict[str, Any], *, examples: int = 5) -> str:
@@ -428,6 +459,20 @@ def format_preview(result: dict[str, Any], *, examples: int = 5) -> str:
         f"{how}: min {tokens['min']}, median {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}; "
         f"{stats['over_max_seq_length']} over max_seq_length {stats['max_seq_length']}"
     )
+    distill = result.get("distill")
+    if result.get("recipe") == "distill" and distill:
+        lines.append(
+            f"recipe distill: {len(distill['prompts'])} known prompts, {distill['model_written_prompts']} more written "
+            "by the base model; the teacher (base + SKILL.md) answers them when the job runs"
+        )
+        if distill["skill_truncated_for_teacher"]:
+            lines.append(
+                f"  the SKILL.md ({distill['skill_tokens']} tokens) does not fit the teacher's context "
+                f"({distill['teacher_context_tokens']}): the teacher will see it truncated"
+            )
+        for prompt in distill["prompts"][:examples]:
+            lines.append(f"- [{prompt['split']}/{prompt['source']}] {prompt['prompt']}")
+        lines.append("template examples (recipe template):")
     for example in result["examples"][:examples]:
         prompt = example["prompt"][0]["content"]
         completion = example["completion"][0]["content"].replace("\n", " / ")
@@ -598,6 +643,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quant-bits", type=int, choices=[4, 8])
     train.add_argument("--save-steps", type=int)
     train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--recipe", choices=["distill", "template"], help="distill (default): the prompted base model teaches"
+    )
+    train.add_argument(
+        "--distill-loss", choices=["kl", "sft"], help="distill: KL to the teacher, or SFT on its answers"
+    )
+    train.add_argument("--distill-prompts", type=int, help="distill: prompts the base model writes itself")
+    train.add_argument("--teacher-max-new-tokens", type=int, help="distill: new tokens per teacher answer")
+    train.add_argument("--teacher-temperature", type=float, help="distill: 0 (default) answers greedily")
+    train.add_argument("--distill-top-k", type=int, help="distill kl: teacher tokens compared per position (0: all)")
     train.add_argument(
         "--no-sample", dest="sample", action="store_false", help="skip the base-vs-adapter answer at the end"
     )

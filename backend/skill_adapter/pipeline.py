@@ -230,6 +230,17 @@ def _train(
         dataset = build_dataset(skill, seed=int(config["seed"]))
     for finding in skill.findings:
         reporter.log(f"skill finding {finding.code} (line {finding.line}): {finding.message}", level="WARNING")
+    config.setdefault("keep_checkpoints", settings.keep_checkpoints)
+    if config.get("recipe", "template") == "distill":
+        return _train_distilled(
+            config,
+            job_id=job_id,
+            skill=skill,
+            skill_file=skill_path,
+            settings=settings,
+            reporter=reporter,
+            output_dir=output_dir,
+        )
     write_jsonl(dataset, output_dir / "dataset")
     stats = dataset_stats(
         dataset,
@@ -261,6 +272,104 @@ def _train(
     write_model_card(
         Path(str(result.adapter_path)), job_id=job_id, skill_name=job.skill_name, skill_path=skill_path, config=config
     )
+    return "succeeded", None, str(result.adapter_path)
+
+
+def _train_distilled(
+    config: dict[str, Any],
+    *,
+    job_id: str,
+    skill: Any,
+    skill_file: Path,
+    settings: Settings,
+    reporter: JobReporter,
+    output_dir: Path,
+) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The distill recipe: the prompted base model writes the dataset, then the adapter learns it."""
+    from skill_adapter.datasets.distill import read_dataset, write_dataset
+    from skill_adapter.datasets.stats import dataset_stats, find_tokenizer_json
+
+    reporter.log("importing torch, transformers, PEFT and TRL")
+    from skill_adapter.training.teacher import GenerationCancelled, build_distill_dataset
+    from skill_adapter.training.trainer import load_for_training, train_adapter
+
+    loaded = load_for_training(config, reporter)
+    hardware, tokenizer, base = loaded
+    if hardware.cuda and config["adapter_type"] != "qlora":  # QLoRA loads onto the GPU; LoRA waits for Trainer
+        base.to("cuda")
+    dataset_dir = output_dir / "dataset"
+    dataset = read_dataset(dataset_dir)  # a retried or resumed attempt trains on what the first one wrote
+    if dataset is not None:
+        reporter.log(f"teacher: reusing this job's dataset in {dataset_dir}")
+    else:
+        reporter.log("teacher: the base model with the SKILL.md as system prompt writes the dataset")
+        try:
+            dataset = build_distill_dataset(
+                model=base,
+                tokenizer=tokenizer,
+                skill=skill,
+                skill_file=skill_file,
+                config=config,
+                cache_dir=settings.data_dir.resolve() / "distill-cache",
+                note=reporter.log,
+                cancelled=reporter.cancel_requested,
+            )
+        except GenerationCancelled:
+            reporter.log("cancelled while the teacher was generating")
+            return "cancelled", None, None
+        write_dataset(dataset, dataset_dir)
+    stats = dataset_stats(
+        dataset, tokenizer_json=find_tokenizer_json(config["model"]), max_seq_length=int(config["max_seq_length"])
+    )
+    stats["distill"] = dataset.summary()
+    reporter.progress(dataset_stats=stats, output_dir=str(output_dir))
+    teacher = dataset.teacher
+    reporter.log(
+        f"dataset: {len(dataset.train)} train and {len(dataset.held_out)} held-out teacher answers "
+        f"(dropped: {dataset.dropped or 'none'}; saved in {dataset_dir})"
+        + (
+            f"; the SKILL.md was truncated to {teacher.get('skill_tokens')} of "
+            f"{teacher.get('skill_tokens_full')} tokens for the teacher"
+            if teacher.get("skill_truncated")
+            else ""
+        )
+    )
+    reporter.event(
+        "dataset_built",
+        f"Dataset built: {len(dataset.train)} train and {len(dataset.held_out)} held-out teacher answers",
+        data={
+            "train_examples": len(dataset.train),
+            "held_out_examples": len(dataset.held_out),
+            "recipe": "distill",
+            "stats": stats,
+        },
+    )
+    kl_text = None
+    if config.get("distill_loss", "kl") == "kl":
+        from skill_adapter.training.teacher import Teacher
+
+        kl_text = Teacher(
+            base,
+            tokenizer,
+            skill_text=skill_file.read_text(encoding="utf-8", errors="replace"),
+            max_new_tokens=int(config.get("teacher_max_new_tokens", 128)),
+            context=min(
+                int(getattr(base.config, "max_position_embeddings", 0) or 4096),
+                max(int(config["max_seq_length"]), 256),
+            ),
+        ).skill_text
+    result = train_adapter(
+        config=config,
+        dataset=dataset,
+        output_dir=output_dir,
+        reporter=reporter,
+        loaded=loaded,
+        kl_skill_text=kl_text,
+        job_id=job_id,
+        skill_name=skill.name,
+    )
+    if result.cancelled:
+        return "cancelled", None, None
     return "succeeded", None, str(result.adapter_path)
 
 

@@ -68,6 +68,12 @@ PARAM_RANGES: dict[str, str] = {
     "webhook_url": "an http(s) URL of a public receiver",
     "webhook_checkpoints": "true or false",
     "report_to": '"none" or a list of trackers: "tensorboard", "mlflow", "trackio"',
+    "recipe": '"distill" (the base model with the SKILL.md teaches the adapter) or "template" (questions on the skill)',
+    "distill_loss": '"kl" (per-token KL to the prompted teacher) or "sft" (the teacher\'s answers as targets)',
+    "distill_prompts": "an integer from 0 to 512 (prompts the base model writes with the skill in context)",
+    "teacher_max_new_tokens": "an integer from 8 to 2048",
+    "distill_top_k": "an integer from 0 to 1024 (0: the full vocabulary)",
+    "teacher_temperature": "a number from 0 (greedy) to 2",
 }
 
 HYPERPARAMETERS = (
@@ -88,6 +94,12 @@ HYPERPARAMETERS = (
     "packing",
     "gradient_checkpointing",
     "eval_steps",
+    "recipe",
+    "distill_loss",
+    "distill_prompts",
+    "teacher_max_new_tokens",
+    "distill_top_k",
+    "teacher_temperature",
 )
 
 
@@ -113,6 +125,12 @@ class TrainingParams(StrictRequest):
     packing: bool | None = None
     gradient_checkpointing: bool | None = None
     eval_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
+    recipe: Literal["distill", "template"] | None = None
+    distill_loss: Literal["kl", "sft"] | None = None
+    distill_prompts: int | None = Field(default=None, ge=0, le=512)
+    teacher_max_new_tokens: int | None = Field(default=None, ge=8, le=2048)
+    distill_top_k: int | None = Field(default=None, ge=0, le=1024)
+    teacher_temperature: float | None = Field(default=None, ge=0, le=2)
     init_adapter: str | None = Field(default=None, pattern=r"^train-[0-9a-f]{6,32}$")
     webhook_url: str | None = Field(
         default=None, min_length=1, max_length=2048, description="POSTed (signed) when the job ends; docs/events.md"
@@ -231,6 +249,25 @@ class MetricPointPublic(BaseModel):
 class MetricsPage(BaseModel):
     points: list[MetricPointPublic]
     next: int
+
+
+class DatasetExamplePublic(BaseModel):
+    split: str
+    prompt: str
+    completion: str
+    source: str | None = Field(description="where the prompt came from (distill) or the template generator")
+    kind: str | None = None
+    section: str | None = None
+
+
+class DatasetPublic(BaseModel):
+    """What a job trains on: its saved examples with their provenance, and the distill summary."""
+
+    job_id: str
+    recipe: str
+    summary: dict[str, Any] | None = Field(description="distill: teacher settings, counts per source, drops")
+    examples: list[DatasetExamplePublic]
+    count: int
 
 
 class CheckpointPublic(BaseModel):

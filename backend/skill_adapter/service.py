@@ -108,6 +108,12 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
         "packing": settings.packing,
         "gradient_checkpointing": settings.gradient_checkpointing,
         "eval_steps": settings.eval_steps,
+        "recipe": settings.recipe,
+        "distill_loss": settings.distill_loss,
+        "distill_prompts": settings.distill_prompts,
+        "teacher_max_new_tokens": settings.teacher_max_new_tokens,
+        "distill_top_k": settings.distill_top_k,
+        "teacher_temperature": settings.teacher_temperature,
     }
     config = {name: given.get(name, defaults[name]) for name in HYPERPARAMETERS}
     base_model = settings.base_model()
@@ -307,6 +313,47 @@ def preview_skill(
         "dataset_stats": stats,
         "examples": train + held_out,
         "model": settings.model_name_or_path,
+        "recipe": settings.recipe,
+        "distill": distill_preview(skill_file, skill=skill, settings=settings, seed=seed, max_seq_length=max_len),
+    }
+
+
+def distill_preview(
+    skill_file: Path, *, skill: Any, settings: Settings, seed: int, max_seq_length: int
+) -> dict[str, Any]:
+    """What the distill recipe starts from: the known prompts and their split, how many the model will write,
+    and whether the SKILL.md fits the teacher's context (it is cut to fit, and this says so)."""
+    from collections import Counter
+
+    from skill_adapter.datasets.distill import filter_prompts, seed_prompts, split_prompts
+    from skill_adapter.datasets.stats import find_tokenizer_json
+
+    if skill.source:
+        skill_file = Path(skill.source)
+    elif skill_file.is_dir():
+        skill_file = skill_file / "SKILL.md"
+    text = skill_file.read_text(encoding="utf-8", errors="replace")
+    dropped: Counter[str] = Counter()
+    prompts = filter_prompts(seed_prompts(skill, seed=seed, skill_file=skill_file), skill_text=text, dropped=dropped)
+    train, held = split_prompts(prompts, seed=seed)
+    tokenizer_json = find_tokenizer_json(settings.model_name_or_path)
+    tokens: int | None = None
+    if tokenizer_json is not None:
+        from tokenizers import Tokenizer
+
+        tokens = len(Tokenizer.from_file(str(tokenizer_json)).encode(text, add_special_tokens=False).ids)
+    context = min(settings.model_max_length() or 4096, max(max_seq_length, 256))
+    budget = context - settings.teacher_max_new_tokens - 200  # the teacher's frame, as in training.teacher
+    return {
+        "prompts": [{"prompt": p.text, "source": p.source, "kind": p.kind, "split": "train"} for p in train]
+        + [{"prompt": p.text, "source": p.source, "kind": p.kind, "split": "held_out"} for p in held],
+        "model_written_prompts": settings.distill_prompts,
+        "dropped": dict(dropped),
+        "skill_tokens": tokens,
+        "teacher_context_tokens": context,
+        "skill_truncated_for_teacher": tokens is not None and tokens > budget,
+        "note": "the teacher (the base model with this SKILL.md as system prompt) answers these prompts, and "
+        "writes more, when the job runs",
     }
 
 

@@ -186,12 +186,29 @@ def test_unknown_field(client: Any) -> None:
         ("quant_bits", 3, "4 or 8"),
         ("adapter_type", "full", "lora"),
         ("skill_path", 5, "SKILL.md"),
+        ("recipe", "recite", '"distill"'),
+        ("distill_loss", "mse", '"kl"'),
+        ("distill_prompts", 513, "0 to 512"),
+        ("teacher_max_new_tokens", 4, "8 to 2048"),
+        ("teacher_temperature", 3, "0 (greedy) to 2"),
+        ("distill_top_k", -1, "0 to 1024"),
     ],
 )
 def test_out_of_range_parameters(client: Any, field: str, value: Any, range_words: str) -> None:
     error = assert_error(start(client, {**GUIDE_BODY, field: value}), 422, "invalid_parameter")
     assert field in error["message"]
     assert range_words in error["message"]
+
+
+def test_recipe_defaults_and_choice_are_stored(client: Any) -> None:
+    body = start(client, {**GUIDE_BODY, "recipe": "distill", "distill_loss": "sft", "distill_prompts": 0}).json()
+    config = client.get(f"/api/training/{body['job_id']}/status").json()["config"]
+    assert config["recipe"] == "distill" and config["distill_loss"] == "sft" and config["distill_prompts"] == 0
+    assert config["teacher_max_new_tokens"] == 128 and config["distill_top_k"] == 64
+    defaults = client.get("/api/config").json()["defaults"]
+    assert defaults["recipe"] == "template"  # the tests' environment pins it; the server default is distill
+    dataset = client.get(f"/api/training/{body['job_id']}/dataset").json()
+    assert dataset == {"job_id": body["job_id"], "recipe": "distill", "summary": None, "examples": [], "count": 0}
 
 
 @pytest.mark.parametrize("skill_path", ["../outside/SKILL.md", "/etc/passwd", "commit-messages/../../x"])

@@ -90,3 +90,38 @@ def test_adapter_folder_must_hold_safetensors_weights(tmp_path: Path) -> None:
     with pytest.raises(EvaluationError) as info:
         check_adapter_folder(tmp_path)
     assert "adapter_model.bin" in info.value.message
+
+
+def test_checkable_expectations_are_parsed_and_checked() -> None:
+    from skill_adapter.evaluation.cases import check
+
+    cases = parse_evals(
+        {
+            "evals": [
+                {
+                    "prompt": "Write the commit message",
+                    "expected_output": "A conventional commit",
+                    "expectations": [
+                        "The summary is in the imperative mood",
+                        {"type": "regex", "pattern": "^(feat|fix)(\\([a-z]+\\))?: "},
+                        {"type": "contains", "value": "PARSER"},
+                        {"type": "not_contains", "value": "sorry"},
+                    ],
+                }
+            ]
+        }
+    )
+    checks = cases[0].expectations
+    assert [c["type"] for c in checks] == ["regex", "contains", "not_contains"]  # the sentence is a note
+    assert [check(c, "fix(parser): handle empty input") for c in checks] == [True, True, True]
+    assert [check(c, "Sorry, I fixed the Parser") for c in checks] == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    "expectation",
+    [{"type": "regex", "pattern": "("}, {"type": "equals", "value": "x"}, {"type": "contains"}, 3],
+)
+def test_a_malformed_expectation_is_refused_with_its_case(expectation: object) -> None:
+    with pytest.raises(InvalidParameterError) as refused:
+        parse_evals({"evals": [{"prompt": "p", "expected_output": "e", "expectations": [expectation]}]})
+    assert refused.value.code == "invalid_evals" and "case 0" in refused.value.message

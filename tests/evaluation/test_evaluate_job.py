@@ -50,6 +50,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings
             checkpoint_dir=tmp / "checkpoints",
             skills_root=tmp / "skills",
             save_steps=1000,
+            recipe="template",  # the held-out references these tests check are the template builder's
         )
         init_db(settings)
         with session_scope(settings) as session:
@@ -106,7 +107,12 @@ def test_held_out_report_and_an_independent_recomputation(trained: tuple[Setting
     arms = report["arms"]
     assert set(arms) == {"base", "base_with_skill", "adapter"}
     assert report["source"] == "held_out" and report["num_examples"] == len(report["examples"]) > 0
-    assert report["generation"] == {"do_sample": False, "num_beams": 1, "max_new_tokens": MAX_NEW_TOKENS}
+    assert report["generation"] == {
+        "do_sample": False,
+        "num_beams": 1,
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "batch_size": 8,
+    }
     assert report["skill_truncated"] is False
 
     # The point of it all: after training, the adapter predicts held-out answers better than the base.

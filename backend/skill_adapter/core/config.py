@@ -76,6 +76,24 @@ class Settings(BaseSettings):
         default=128, ge=1, le=4096, description="Post-training evaluation: new tokens per greedy generation"
     )
 
+    # Dataset recipe
+    recipe: Literal["distill", "template"] = Field(
+        default="distill",
+        description="distill: the base model with the SKILL.md in context writes the answers the adapter learns; "
+        "template: questions about the skill answered with its own text",
+    )
+    distill_loss: Literal["kl", "sft"] = Field(
+        default="kl", description="distill: kl (per-token KL to the prompted teacher) or sft (on its answers)"
+    )
+    distill_prompts: int = Field(
+        default=32, ge=0, le=512, description="distill: prompts the base model writes with the skill in context"
+    )
+    teacher_max_new_tokens: int = Field(default=128, ge=8, le=2048, description="distill: new tokens per answer")
+    distill_top_k: int = Field(default=64, ge=0, le=1024, description="distill kl: teacher tokens kept (0: all)")
+    teacher_temperature: float = Field(
+        default=0.0, ge=0, le=2, description="distill: 0 answers greedily; above 0 samples (seeded) at this temperature"
+    )
+
     # Where things live
     data_dir: Path = Field(default=Path(".skill-adapter"), description="SQLite file and embedded broker folders")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in DATA_DIR")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import statistics
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skill_adapter.datasets.builder import BuiltDataset, Example
+
+if TYPE_CHECKING:
+    from skill_adapter.datasets.distill import DistillDataset
 
 CHARS_PER_TOKEN_ESTIMATE = 4
 
@@ -47,7 +50,9 @@ def _summary(lengths: list[int]) -> dict[str, float | int]:
     }
 
 
-def dataset_stats(dataset: BuiltDataset, *, tokenizer_json: Path | None, max_seq_length: int) -> dict[str, Any]:
+def dataset_stats(
+    dataset: BuiltDataset | DistillDataset, *, tokenizer_json: Path | None, max_seq_length: int
+) -> dict[str, Any]:
     """Counts per generator and split, token-length statistics, and how many exceed ``max_seq_length``."""
     everything = dataset.train + dataset.held_out
     lengths, exact = token_lengths(everything, tokenizer_json)

@@ -9,6 +9,7 @@ arm's output and the perplexity of ``expected_output``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,43 @@ from typing import Any
 from skill_adapter.core.errors import InvalidParameterError
 
 MAX_EVAL_CASES = 1000
+MAX_PATTERN_CHARS = 500
+CHECK_TYPES = ("contains", "not_contains", "regex")
+
+
+def check(expectation: dict[str, Any], output: str) -> bool:
+    """Whether ``output`` meets one checkable expectation (validated by :func:`parse_expectation`)."""
+    kind = expectation["type"]
+    if kind == "regex":
+        flags = re.IGNORECASE if expectation.get("ignore_case") else 0
+        return re.search(expectation["pattern"], output, flags) is not None
+    value = expectation["value"]
+    found = value.lower() in output.lower() if expectation.get("ignore_case", True) else value in output
+    return found if kind == "contains" else not found
+
+
+def parse_expectation(item: Any, where: str) -> dict[str, Any] | None:
+    """A checkable expectation, None for a plain-words one (a grader's note, not checked here); raises
+    ``ValueError`` with a message for a malformed one."""
+    if isinstance(item, str):
+        return None
+    if not isinstance(item, dict) or item.get("type") not in CHECK_TYPES:
+        raise ValueError(f'{where}: an expectation is a sentence or an object with "type" one of {list(CHECK_TYPES)}')
+    key = "pattern" if item["type"] == "regex" else "value"
+    text = item.get(key)
+    if not isinstance(text, str) or not text or len(text) > MAX_PATTERN_CHARS:
+        raise ValueError(
+            f'{where}: a {item["type"]} expectation needs a "{key}" string of 1 to {MAX_PATTERN_CHARS} characters'
+        )
+    if item["type"] == "regex":
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise ValueError(f"{where}: the regex {text!r} does not compile: {exc}") from None
+    ignore_case = item.get("ignore_case", item["type"] != "regex")
+    if not isinstance(ignore_case, bool):
+        raise ValueError(f'{where}: "ignore_case" must be true or false')
+    return {"type": item["type"], key: text, "ignore_case": ignore_case}
 
 
 @dataclass(frozen=True)
@@ -27,6 +65,7 @@ class EvalCase:
     section: str | None = None
     generator: str | None = None
     files: list[str] = field(default_factory=list)
+    expectations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,11 +119,21 @@ def parse_evals(data: Any) -> list[EvalCase]:
         files = item.get("files", [])
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise bad(f'{where}: "files" must be a list of paths')
+        raw_expectations = item.get("expectations", [])
+        if not isinstance(raw_expectations, list):
+            raise bad(f'{where}: "expectations" must be a list')
+        try:
+            parsed = [parse_expectation(e, where) for e in raw_expectations]
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+        expectations = [e for e in parsed if e is not None]
         case_id = str(item.get("id", index + 1))
         if case_id in seen:
             raise bad(f"{where}: duplicate id {case_id!r}")
         seen.add(case_id)
-        cases.append(EvalCase(id=case_id, prompt=prompt, reference=expected, exact=exact, files=files))
+        cases.append(
+            EvalCase(id=case_id, prompt=prompt, reference=expected, exact=exact, files=files, expectations=expectations)
+        )
     return cases
 
 

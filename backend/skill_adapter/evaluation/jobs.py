@@ -233,7 +233,13 @@ def evaluate(
     progress: Any = None,
 ) -> dict[str, Any]:
     """Load the model with its adapter, run the three arms, and return the report (without ids)."""
-    from skill_adapter.evaluation.runner import Evaluator, load_for_evaluation, run_arms, summarize
+    from skill_adapter.evaluation.runner import (
+        GENERATION_BATCH,
+        Evaluator,
+        load_for_evaluation,
+        run_arms,
+        summarize,
+    )
 
     model, tokenizer = load_for_evaluation(config, adapter_path)
     evaluator = Evaluator(model, tokenizer, max_new_tokens=int(params["max_new_tokens"]))
@@ -250,7 +256,12 @@ def evaluate(
         "num_examples": len(cases),
         "model": config["model"],
         "adapter_path": str(adapter_path),
-        "generation": {"do_sample": False, "num_beams": 1, "max_new_tokens": int(params["max_new_tokens"])},
+        "generation": {
+            "do_sample": False,
+            "num_beams": 1,
+            "max_new_tokens": int(params["max_new_tokens"]),
+            "batch_size": GENERATION_BATCH,
+        },
         "context_tokens": result["context_tokens"],
         "skill": result["skill"],
         "skill_truncated": result["skill"]["truncated"],

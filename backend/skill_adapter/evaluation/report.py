@@ -16,6 +16,8 @@ METRICS = (
     ("accuracy", "accuracy (exact match)", "{:.1%}"),
     ("bleu", "BLEU", "{:.2f}"),
     ("chrf", "chrF", "{:.2f}"),
+    ("kl_to_prompted", "KL from base + SKILL.md per token (lower is better)", "{:.4f}"),
+    ("expectation_pass_rate", "expectations met", "{:.1%}"),
     ("prompt_tokens_per_call", "prompt tokens per call", "{:.1f}"),
 )
 
@@ -116,7 +118,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "Internalisation is (adapter - base) / (base + SKILL.md - base): 1.0 means the adapter does what the "
-        "skill text in the prompt does, 0 means it does no better than the base model.",
+        "skill text in the prompt does, 0 means it does no better than the base model. For the KL row it is "
+        "1 - KL(adapter) / KL(base): the share of the base model's distance to the prompted model that the "
+        "adapter removes, on the reference tokens.",
     ]
     if left_out:
         lines += ["", "Ratios that mean nothing on this run, and why:", "", *left_out, ""]

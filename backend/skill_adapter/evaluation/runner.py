@@ -7,6 +7,7 @@ Decoding is greedy; scores are the reference's token log-likelihoods under teach
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import torch
 from peft import PeftModel
 
 from skill_adapter.evaluation import metrics
-from skill_adapter.evaluation.cases import EvalCase
+from skill_adapter.evaluation.cases import EvalCase, check
 from skill_adapter.evaluation.jobs import check_adapter_folder
 from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
@@ -38,6 +39,7 @@ class Prompted:
     target_ids: list[int]
     nll: float = 0.0
     output: str = ""
+    kl: float | None = None  # summed per-token KL from base + SKILL.md to this arm, on the reference tokens
 
 
 class Evaluator:
@@ -64,29 +66,46 @@ class Evaluator:
         return [*self.tokenizer(reference, add_special_tokens=False)["input_ids"], self.end_id]
 
     @torch.no_grad()
-    def nll(self, prompt_ids: list[int], target_ids: list[int]) -> float:
-        """Summed negative log-likelihood of ``target_ids`` after ``prompt_ids`` (teacher forcing)."""
+    def logprobs(self, prompt_ids: list[int], target_ids: list[int]) -> torch.Tensor:
+        """Next-token log-probabilities at each position of ``target_ids`` (teacher forcing): (T, vocab)."""
         ids = torch.tensor([prompt_ids + target_ids], device=self.device)
         logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
-        targets = ids[0, len(prompt_ids) :]
-        return float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+        return torch.log_softmax(logits, dim=-1)
+
+    def nll(self, prompt_ids: list[int], target_ids: list[int]) -> float:
+        """Summed negative log-likelihood of ``target_ids`` after ``prompt_ids`` (teacher forcing)."""
+        return nll_of(self.logprobs(prompt_ids, target_ids), target_ids)
 
     @torch.no_grad()
+    def generate_many(self, prompts: list[list[int]]) -> list[str]:
+        """Greedy answers, ``GENERATION_BATCH`` prompts at a time (left-padded, KV cache)."""
+        from skill_adapter.training.teacher import generate_batch
+
+        outputs: list[str] = []
+        for start in range(0, len(prompts), GENERATION_BATCH):
+            outputs += generate_batch(
+                self.model,
+                self.tokenizer,
+                prompts[start : start + GENERATION_BATCH],
+                max_new_tokens=self.max_new_tokens,
+            )
+        return [clean_output(text) for text in outputs]
+
     def generate(self, prompt_ids: list[int]) -> str:
-        ids = torch.tensor([prompt_ids], device=self.device)
-        out = self.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=self.max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            eos_token_id=self.end_id,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        return clean_output(self.tokenizer.decode(out[0, len(prompt_ids) :], skip_special_tokens=True))
+        return self.generate_many([prompt_ids])[0]
+
+
+GENERATION_BATCH = 8
+
+
+def nll_of(logprobs: torch.Tensor, target_ids: list[int]) -> float:
+    targets = torch.tensor(target_ids, device=logprobs.device)
+    return float(-logprobs.gather(1, targets.unsqueeze(1)).sum())
+
+
+def kl_sum(teacher: torch.Tensor, student: torch.Tensor) -> float:
+    """Summed over positions: KL(teacher || student) of full next-token distributions (log-probs in)."""
+    return float((teacher.exp() * (teacher - student)).sum())
 
 
 def clean_output(text: str) -> str:
@@ -156,22 +175,39 @@ def run_arms(
     runs: dict[str, list[Prompted]] = {arm: [] for arm in ARMS}
     started = time.perf_counter()
     seconds = dict.fromkeys(ARMS, 0.0)
+    # Half the work scores every case under teacher forcing (likelihood, and the KL from base + SKILL.md to
+    # the other arms); the other half generates, batched per arm.
+    steps = 2 * len(cases)
     for index, (case, prompt_ids, target_ids) in enumerate(zip(cases, plain, targets, strict=True)):
+        logprobs = {}
         for arm in ARMS:
             arm_started = time.perf_counter()
             ids = evaluator.render(case.prompt, skill_used_text) if arm == "base_with_skill" else prompt_ids
             item = Prompted(prompt_ids=ids, target_ids=target_ids)
-            if arm == "adapter":
-                item.nll = evaluator.nll(ids, target_ids)
-                item.output = evaluator.generate(ids)
-            else:
-                with model.disable_adapter():
-                    item.nll = evaluator.nll(ids, target_ids)
-                    item.output = evaluator.generate(ids)
+            with contextlib.nullcontext() if arm == "adapter" else model.disable_adapter():
+                logprobs[arm] = evaluator.logprobs(ids, target_ids)
+            item.nll = nll_of(logprobs[arm], target_ids)
             runs[arm].append(item)
             seconds[arm] += time.perf_counter() - arm_started
+        for arm in ("base", "adapter"):
+            runs[arm][-1].kl = kl_sum(logprobs["base_with_skill"], logprobs[arm])
+        runs["base_with_skill"][-1].kl = 0.0
         if progress is not None:
-            progress((index + 1) / len(cases))
+            progress((index + 1) / steps)
+    done: float = len(cases)
+    for arm in ARMS:
+        arm_started = time.perf_counter()
+        items = runs[arm]
+        for start in range(0, len(items), GENERATION_BATCH):
+            batch = items[start : start + GENERATION_BATCH]
+            with contextlib.nullcontext() if arm == "adapter" else model.disable_adapter():
+                outputs = evaluator.generate_many([item.prompt_ids for item in batch])
+            for item, output in zip(batch, outputs, strict=True):
+                item.output = output
+            done += len(batch) / len(ARMS)
+            if progress is not None:
+                progress(done / steps)
+        seconds[arm] += time.perf_counter() - arm_started
     return {
         "runs": runs,
         "context_tokens": context,
@@ -198,6 +234,12 @@ def summarize(cases: list[EvalCase], result: dict[str, Any]) -> dict[str, Any]:
             "prompt_tokens_per_call": sum(len(i.prompt_ids) for i in items) / len(items),
             "scored_cases": len(exact_index),
             "seconds": result["seconds"][arm],
+            "kl_to_prompted": (
+                sum(i.kl or 0.0 for i in items) / max(1, sum(len(i.target_ids) for i in items))
+                if all(i.kl is not None for i in items)
+                else None
+            ),
+            **expectation_rates(cases, items),
         }
     # Accuracy, BLEU and chrF compare generated text: when no arm wrote any, they compare nothing.
     silent = bool(exact_index) and all(not runs[arm][i].output.strip() for arm in ARMS for i in exact_index)
@@ -211,6 +253,17 @@ def summarize(cases: list[EvalCase], result: dict[str, Any]) -> dict[str, Any]:
             ratio, reason = metrics.internalisation_ratio(*(arms[arm][metric] for arm in ARMS), metric=metric)
         internalisation[metric] = {"ratio": ratio, "reason": reason}
 
+    kl_base, kl_adapter = arms["base"]["kl_to_prompted"], arms["adapter"]["kl_to_prompted"]
+    if kl_base is None or kl_adapter is None:
+        internalisation["kl_to_prompted"] = {"ratio": None, "reason": "not measured for every arm"}
+    elif kl_base <= 1e-9:
+        internalisation["kl_to_prompted"] = {
+            "ratio": None,
+            "reason": "the base model already matches base + SKILL.md on these tokens: no KL to remove",
+        }
+    else:
+        internalisation["kl_to_prompted"] = {"ratio": 1 - kl_adapter / kl_base, "reason": None}
+
     examples = []
     for index, case in enumerate(cases):
         outputs = {}
@@ -222,6 +275,8 @@ def summarize(cases: list[EvalCase], result: dict[str, Any]) -> dict[str, Any]:
                 "chrf": metrics.sentence_chrf(item.output, case.reference) if case.exact else None,
                 "exact": metrics.exact_match(item.output, case.reference) if case.exact else None,
                 "prompt_tokens": len(item.prompt_ids),
+                "kl_to_prompted": item.kl / max(1, len(item.target_ids)) if item.kl is not None else None,
+                "expectations": [check(e, item.output) for e in case.expectations] if case.expectations else None,
             }
         examples.append({**case.to_dict(), "outputs": outputs})
     ranked = sorted(examples, key=_example_score)
@@ -234,6 +289,15 @@ def summarize(cases: list[EvalCase], result: dict[str, Any]) -> dict[str, Any]:
         "examples": examples,
         "best": [e["id"] for e in reversed(ranked[-count:])] if count else [],
         "worst": [e["id"] for e in ranked[:count]],
+    }
+
+
+def expectation_rates(cases: list[EvalCase], items: list[Prompted]) -> dict[str, Any]:
+    """The share of checkable expectations an arm's outputs meet, over the cases that define any."""
+    checks = [check(e, item.output) for case, item in zip(cases, items, strict=True) for e in case.expectations]
+    return {
+        "expectations_checked": len(checks),
+        "expectation_pass_rate": sum(checks) / len(checks) if checks else None,
     }
 
 

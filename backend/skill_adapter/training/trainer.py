@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from datasets import Dataset, disable_progress_bars
-from transformers import set_seed
+from transformers import Trainer, set_seed
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
@@ -30,6 +30,7 @@ from skill_adapter.training.trackers import tracker_arguments
 
 if TYPE_CHECKING:
     from skill_adapter.datasets.builder import BuiltDataset
+    from skill_adapter.datasets.distill import DistillDataset
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,8 @@ def sft_config(
     )
 
 
-def train_adapter(
-    *,
-    config: dict[str, Any],
-    dataset: BuiltDataset,
-    output_dir: Path,
-    reporter: JobReporter,
-    trust_remote_code: bool = False,
-    job_id: str = "",
-    skill_name: str = "",
-) -> TrainResult:
-    """Train, checkpointing into ``output_dir``; resume from its newest complete checkpoint if any."""
+def load_for_training(config: dict[str, Any], reporter: JobReporter, *, trust_remote_code: bool = False) -> Any:
+    """(hardware, tokenizer, base model) for a job, converting a built-in model first if needed."""
     hardware = detect_hardware()
     disable_progress_bars()  # dataset tokenisation bars would interleave with the job's own progress
     set_seed(int(config["seed"]))
@@ -142,36 +134,84 @@ def train_adapter(
         f"{'cuda' if hardware.cuda else 'cpu'})"
     )
     tokenizer = load_tokenizer(config["model"], trust_remote_code=trust_remote_code)
-    model = attach_adapter(load_base_model(config, hardware, trust_remote_code=trust_remote_code), config)
+    return hardware, tokenizer, load_base_model(config, hardware, trust_remote_code=trust_remote_code)
+
+
+def train_adapter(
+    *,
+    config: dict[str, Any],
+    dataset: BuiltDataset | DistillDataset,
+    output_dir: Path,
+    reporter: JobReporter,
+    trust_remote_code: bool = False,
+    loaded: Any = None,
+    kl_skill_text: str | None = None,
+    job_id: str = "",
+    skill_name: str = "",
+) -> TrainResult:
+    """Train, checkpointing into ``output_dir``; resume from its newest complete checkpoint if any.
+
+    ``loaded``: what :func:`load_for_training` returned, when the caller already loaded the model.
+    ``kl_skill_text``: train with the distill recipe's KL loss, this text in the teacher's context.
+    """
+    hardware, tokenizer, base = loaded or load_for_training(config, reporter, trust_remote_code=trust_remote_code)
+    set_seed(int(config["seed"]))
+    model = attach_adapter(base, config)
 
     has_eval = bool(dataset.held_out)
     reporter.log(
         f"building the trainer (tokenising {len(dataset.train)} train"
         + (f" and {len(dataset.held_out)} held-out" if has_eval else "")
         + " examples)"
+        + (" with the KL loss to the prompted teacher" if kl_skill_text is not None else "")
     )
     progress = ProgressCallback(reporter, num_epochs=int(config["num_epochs"]))
     cancel = CancelCallback(reporter)
     keep = config.get("keep_checkpoints")
     checkpoints = CheckpointCallback(reporter, output_dir, keep=int(keep) if keep else None)
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_config(
-            config,
-            output_dir=output_dir,
-            has_eval=has_eval,
-            cuda=hardware.cuda,
-            bf16=hardware.bf16,
-            flash_attention=hardware.attn_implementation == "flash_attention_2",
-            trackers=tracker_arguments(
-                config.get("report_to"), job_id=job_id or output_dir.name, skill_name=skill_name, output_dir=output_dir
-            ),
+    args = sft_config(
+        config,
+        output_dir=output_dir,
+        has_eval=has_eval,
+        cuda=hardware.cuda,
+        bf16=hardware.bf16,
+        flash_attention=hardware.attn_implementation == "flash_attention_2",
+        trackers=tracker_arguments(
+            config.get("report_to"), job_id=job_id or output_dir.name, skill_name=skill_name, output_dir=output_dir
         ),
-        train_dataset=records(dataset.train),
-        eval_dataset=records(dataset.held_out) if has_eval else None,
-        processing_class=tokenizer,
-        callbacks=[progress, FiniteLossCallback(), checkpoints, cancel],
     )
+    callbacks = [progress, FiniteLossCallback(), checkpoints, cancel]
+    trainer: Trainer
+    if kl_skill_text is not None:
+        from skill_adapter.training.distill_trainer import KLCollator, KLDistillTrainer, kl_records
+
+        args.remove_unused_columns = False
+        max_length = int(config["max_seq_length"])
+        trainer = KLDistillTrainer(
+            model=model,
+            args=args,
+            train_dataset=kl_records(
+                dataset.train, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length
+            ),
+            eval_dataset=(
+                kl_records(dataset.held_out, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length)
+                if has_eval
+                else None
+            ),
+            data_collator=KLCollator(tokenizer.pad_token_id),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            top_k=int(config.get("distill_top_k", 64)),
+        )
+    else:
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=records(dataset.train),
+            eval_dataset=records(dataset.held_out) if has_eval else None,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
     trainer.remove_callback(PrinterCallback)  # our ProgressCallback logs every step to the job instead
     resume = latest_complete_checkpoint(output_dir)
     if resume is not None:

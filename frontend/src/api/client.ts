@@ -2,6 +2,7 @@
 // API's own code and message ({"error": {"code", "message"}}), so the views can show them as they are.
 
 import type {
+  DatasetPage,
   CheckpointsPage,
   Evaluation,
   EvaluationsPage,
@@ -150,6 +151,7 @@ export const api = {
     request<MetricsPage>(`/training/${encodeURIComponent(jobId)}/metrics?after=${after}&limit=${limit}`),
   events: (jobId: string, after: number, limit = 1000) =>
     request<EventsPage>(`/training/${encodeURIComponent(jobId)}/events?after=${after}&limit=${limit}`),
+  dataset: (jobId: string) => request<DatasetPage>(`/training/${encodeURIComponent(jobId)}/dataset?limit=200`),
   checkpoints: (jobId: string) => request<CheckpointsPage>(`/training/${encodeURIComponent(jobId)}/checkpoints`),
   cancel: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' }),
   cancelEvaluation: (jobId: string, evaluationId: string) =>

@@ -17,6 +17,7 @@ export const jobKeys = {
   logs: (id: string) => [...jobKeys.detail(id), 'logs'] as const,
   checkpoints: (id: string) => [...jobKeys.detail(id), 'checkpoints'] as const,
   events: (id: string) => [...jobKeys.detail(id), 'events'] as const,
+  dataset: (id: string) => [...jobKeys.detail(id), 'dataset'] as const,
   evaluation: (id: string) => [...jobKeys.detail(id), 'evaluation'] as const,
   evaluationById: (id: string, evaluationId: string | null) =>
     [...jobKeys.evaluation(id), { evaluationId }] as const,
@@ -138,6 +139,15 @@ export function useEvents(jobId: string, live: boolean) {
         return { items: page.data, next: page.next, limit }
       }),
     refetchInterval: live ? POLL_MS : false,
+  })
+}
+
+/** The job's dataset; re-read while the job runs (a distill job writes it after its teacher stage). */
+export function useDataset(jobId: string, live: boolean) {
+  return useQuery({
+    queryKey: jobKeys.dataset(jobId),
+    queryFn: () => api.dataset(jobId),
+    refetchInterval: live ? POLL_MS * 5 : false,
   })
 }
 

@@ -105,6 +105,28 @@ export interface EventsPage {
   next: number
 }
 
+/** GET /api/training/{id}/dataset: what the job trains on, with provenance per example. */
+export interface DatasetExample {
+  split: string
+  prompt: string
+  completion: string
+  source: string | null
+  kind: string | null
+  section: string | null
+}
+
+export interface DatasetPage {
+  job_id: string
+  recipe: string
+  summary: {
+    teacher?: Record<string, unknown>
+    dropped?: Record<string, number>
+    sources?: Record<string, Record<string, number>>
+  } | null
+  examples: DatasetExample[]
+  count: number
+}
+
 export interface CheckpointsPage {
   data: Checkpoint[]
   count: number
@@ -143,6 +165,12 @@ export interface ServerConfig {
     save_steps: number
     logging_steps: number
     seed: number
+    recipe: 'distill' | 'template'
+    distill_loss: 'kl' | 'sft'
+    distill_prompts: number
+    teacher_max_new_tokens: number
+    distill_top_k: number
+    teacher_temperature: number
   }
   ranges: Record<string, string>
 }
@@ -225,6 +253,16 @@ export interface Preview {
   dataset_stats: DatasetStats
   examples: PreviewExample[]
   model: string
+  recipe?: 'distill' | 'template'
+  distill?: {
+    prompts: { prompt: string; source: string; kind: string; split: string }[]
+    model_written_prompts: number
+    dropped: Record<string, number>
+    skill_tokens: number | null
+    teacher_context_tokens: number
+    skill_truncated_for_teacher: boolean
+    note: string
+  }
 }
 
 // ---- evaluation -------------------------------------------------------------------------------

@@ -62,6 +62,12 @@ export const CONFIG = {
     save_steps: 100,
     logging_steps: 1,
     seed: 42,
+    recipe: 'distill',
+    distill_loss: 'kl',
+    distill_prompts: 32,
+    teacher_max_new_tokens: 128,
+    distill_top_k: 64,
+    teacher_temperature: 0,
   },
   ranges: { num_epochs: 'an integer from 1 to 1000' },
 }

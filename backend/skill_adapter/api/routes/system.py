@@ -64,6 +64,12 @@ def config(settings: SettingsDep) -> dict[str, Any]:
             "save_steps": settings.save_steps,
             "logging_steps": settings.logging_steps,
             "seed": settings.seed,
+            "recipe": settings.recipe,
+            "distill_loss": settings.distill_loss,
+            "distill_prompts": settings.distill_prompts,
+            "teacher_max_new_tokens": settings.teacher_max_new_tokens,
+            "distill_top_k": settings.distill_top_k,
+            "teacher_temperature": settings.teacher_temperature,
         },
         "ranges": PARAM_RANGES,
     }

@@ -25,6 +25,8 @@ from skill_adapter.models import Job
 from skill_adapter.schemas import (
     CheckpointPublic,
     CheckpointsPublic,
+    DatasetExamplePublic,
+    DatasetPublic,
     ErrorBody,
     EventsPage,
     JobCreated,
@@ -298,6 +300,31 @@ def get_checkpoints(job_id: JobId, session: SessionDep, settings: SettingsDep, c
         for row in rows
     ]
     return model_response(CheckpointsPublic(data=data, count=len(data)))
+
+
+@router.get("/{job_id}/dataset", response_model=DatasetPublic, responses=error_responses(404))
+def get_dataset(
+    job_id: JobId,
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> Any:
+    """The examples the job trains on (empty until its dataset is written), with their provenance."""
+    from skill_adapter.datasets.distill import read_records
+
+    job = crud.get_job(session=session, job_id=job_id, caller=caller)
+    folder = Path(job.output_dir or settings.checkpoint_dir.resolve() / job_id) / "dataset"
+    data = read_records(folder, limit=limit)
+    return model_response(
+        DatasetPublic(
+            job_id=job_id,
+            recipe=str(job.config.get("recipe", "template")),
+            summary=data["summary"],
+            examples=[DatasetExamplePublic(**row) for row in data["examples"]],
+            count=data["count"],
+        )
+    )
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus, responses=error_responses(404, 409))

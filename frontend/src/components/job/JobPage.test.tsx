@@ -78,6 +78,16 @@ afterEach(() => vi.unstubAllGlobals())
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+const DATASET = {
+  job_id: ID,
+  recipe: 'distill',
+  summary: { teacher: { do_sample: false, max_new_tokens: 128, skill_truncated: false }, dropped: { empty_answer: 2 } },
+  examples: [
+    { split: 'train', prompt: 'Write the commit message for this diff', completion: 'fix(parser): handle empty input', source: 'model', kind: 'task', section: 'description' },
+  ],
+  count: 1,
+}
+
 describe('the job page', () => {
   it('shows progress, curves, log, checkpoints, and stops polling once the job is terminal', async () => {
     let current = status()
@@ -113,6 +123,7 @@ describe('the job page', () => {
             ? { data: [{ id: 3, time: '2026-11-26T08:01:00Z', level: 'info', type: 'succeeded', message: 'Job succeeded', data: {} }], next: 3 }
             : { data: [], next: call.path.includes('after=3') ? 3 : 2 },
       }),
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
@@ -130,6 +141,9 @@ describe('the job page', () => {
     const timeline = await screen.findByRole('list', { name: 'Job events' })
     await waitFor(() => expect(within(timeline).getAllByRole('listitem')).toHaveLength(2))
     expect(within(timeline).getByText('Started on worker w1 (attempt 1)')).toBeInTheDocument()
+    expect(await screen.findByRole('heading', { name: 'Dataset (distill)' })).toBeInTheDocument()
+    expect(screen.getByText('fix(parser): handle empty input')).toBeInTheDocument()
+    expect(screen.getByText(/Teacher: base model with the SKILL.md as system prompt.*Dropped: empty_answer 2/)).toBeInTheDocument()
     expect(screen.getByRole('button', { name: 'Cancel' })).toBeEnabled()
     expect(screen.getByRole('button', { name: 'Evaluate' })).toBeDisabled()
 
@@ -160,6 +174,7 @@ describe('the job page', () => {
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
       [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: apiError(404, 'evaluation_not_found', 'No evaluation yet'),
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
@@ -178,6 +193,7 @@ describe('the job page', () => {
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
       [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
     })
     renderAt(`/jobs/${ID}`, '/jobs/:jobId', <JobPage />)
     expect(await screen.findByRole('img', { name: /GPU utilisation and memory: latest utilisation 87%, memory 20480 MB/ })).toBeInTheDocument()
@@ -192,6 +208,7 @@ describe('the job page', () => {
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
       [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`POST ${BASE}/cancel`]: {
         status: 202,
         body: status({ status: 'failed', error: { code: 'out_of_memory', message: 'CUDA out of memory: lower batch_size' } }),
@@ -214,6 +231,7 @@ describe('the job page', () => {
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
       [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: () =>
         evaluation ? { body: evaluation } : apiError(404, 'evaluation_not_found', 'No evaluation yet'),
       [`GET ${BASE}/evaluations`]: () => ({ body: { data: evaluation ? [evaluation] : [], count: evaluation ? 1 : 0 } }),
@@ -270,6 +288,7 @@ describe('the job page', () => {
       [`GET ${BASE}/logs`]: { body: { lines: [], next: 0 } },
       [`GET ${BASE}/checkpoints`]: { body: { data: [], count: 0 } },
       [`GET ${BASE}/events`]: { body: { data: [], next: 0 } },
+      [`GET ${BASE}/dataset`]: { body: DATASET },
       [`GET ${BASE}/evaluation`]: { body: newer },
       [`GET ${BASE}/evaluations`]: {
         body: { data: [summary('eval-new', '2026-11-26T09:02:00Z'), summary('eval-old', '2026-11-26T08:02:00Z')], count: 2 },

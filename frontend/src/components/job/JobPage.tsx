@@ -5,6 +5,7 @@ import { api } from '../../api/client'
 import {
   jobKeys,
   useCheckpoints,
+  useDataset,
   useEvaluation,
   useEvaluations,
   useEvents,
@@ -19,6 +20,7 @@ import { ProgressBar } from '../common/ProgressBar'
 import { StatusBadge } from '../common/StatusBadge'
 import { GpuChart, LearningRateChart, LossChart } from './Charts'
 import { Checkpoints } from './Checkpoints'
+import { DatasetPanel } from './DatasetPanel'
 import { EvaluationPanel } from './EvaluationPanel'
 import { jobElapsedSeconds, useNow } from './elapsed'
 import { EvaluateOptionsForm } from './EvaluateOptions'
@@ -130,6 +132,7 @@ export function JobPage() {
   const logs = useLogs(jobId, live)
   const checkpoints = useCheckpoints(jobId, live)
   const events = useEvents(jobId, live)
+  const dataset = useDataset(jobId, live)
   const succeeded = job?.status === 'succeeded'
   const latest = useEvaluation(jobId, succeeded)
   const [chosen, setChosen] = useState<string | null>(null) // null: follow the latest evaluation
@@ -232,6 +235,8 @@ export function JobPage() {
           <Timeline events={events.data?.items ?? []} live={live} />
           <ErrorMessage error={checkpoints.error} title="Could not load the checkpoints" />
           <Checkpoints checkpoints={checkpoints.data?.data ?? []} />
+          <ErrorMessage error={dataset.error} title="Could not load the dataset" />
+          <DatasetPanel dataset={dataset.data} />
           <details className="panel config">
             <summary>Resolved configuration</summary>
             <ScrollText>{JSON.stringify(job!.config, null, 2)}</ScrollText>

@@ -99,8 +99,33 @@ export function PreviewPanel({ preview }: { preview: Preview }) {
         </tbody>
       </table>
 
+      {preview.recipe === 'distill' && preview.distill ? (
+        <>
+          <h3>
+            Distill prompts{' '}
+            <span className="muted">
+              ({preview.distill.prompts.length} known, {preview.distill.model_written_prompts} more written by the base
+              model; the teacher answers them when the job runs)
+            </span>
+          </h3>
+          {preview.distill.skill_truncated_for_teacher ? (
+            <p role="note">
+              The SKILL.md ({preview.distill.skill_tokens} tokens) does not fit the teacher's context (
+              {preview.distill.teacher_context_tokens}): the teacher will see it truncated.
+            </p>
+          ) : null}
+          <ul className="examples">
+            {preview.distill.prompts.slice(0, SAMPLE_SIZE).map((p, i) => (
+              <li key={i}>
+                <span className="tag">{p.source}</span> <span className="tag">{p.split}</span> {p.prompt}
+              </li>
+            ))}
+          </ul>
+        </>
+      ) : null}
+
       <h3>
-        Sample examples{' '}
+        {preview.recipe === 'distill' ? 'Template examples (recipe template)' : 'Sample examples'}{' '}
         <span className="muted">
           ({Math.min(SAMPLE_SIZE, examples.length)} of the {examples.length} the preview returned, taking each generator in turn)
         </span>

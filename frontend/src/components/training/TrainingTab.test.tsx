@@ -34,6 +34,16 @@ const PREVIEW = {
     { prompt: [{ role: 'user', content: 'What is step 1?' }], completion: [{ role: 'assistant', content: 'Read the diff' }], generator: 'procedure', section: 'Steps', kind: 'apply', split: 'train' },
   ],
   model: '/models/tiny-qwen3',
+  recipe: 'distill',
+  distill: {
+    prompts: [{ prompt: 'Write the commit message for my parser fix', source: 'trigger', kind: 'task', split: 'train' }],
+    model_written_prompts: 32,
+    dropped: {},
+    skill_tokens: 1134,
+    teacher_context_tokens: 2048,
+    skill_truncated_for_teacher: false,
+    note: 'the teacher answers these prompts when the job runs',
+  },
 }
 
 const SKILLS = { root: 'skills', data: [{ path: 'commit-messages/SKILL.md', name: 'commit-messages' }], count: 1 }
@@ -97,6 +107,8 @@ describe('the Training tab', () => {
     await screen.findByRole('option', { name: /commit-messages\/SKILL.md/ })
     await user.selectOptions(select, 'commit-messages/SKILL.md')
     await screen.findByRole('heading', { name: 'Preview: commit-messages' })
+    expect(screen.getByRole('heading', { name: /Distill prompts/ })).toBeInTheDocument()
+    expect(screen.getByText('Write the commit message for my parser fix')).toBeInTheDocument()
     const preview = api.calls.find((c) => c.path === '/api/skills/preview')!
     expect(JSON.parse(String(preview.body))).toMatchObject({ skill_path: 'commit-messages/SKILL.md', seed: 42 })
 
@@ -106,6 +118,7 @@ describe('the Training tab', () => {
     expect(alert).toHaveTextContent('skill_invalid')
     const body = JSON.parse(String(api.calls.find((c) => c.path === '/api/training/start')!.body))
     expect(body).toMatchObject({ skill_path: 'commit-messages/SKILL.md', num_epochs: 3, adapter_type: 'lora' })
+    expect(body).toMatchObject({ recipe: 'distill', distill_loss: 'kl' })
   })
 
   it('takes a SKILL.md dropped on the drop zone', async () => {

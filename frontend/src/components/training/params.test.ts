@@ -50,4 +50,14 @@ describe('hyper-parameters', () => {
     })
     expect(qlora).toMatchObject({ quant_bits: 8, packing: true, target_modules: ['q_proj', 'v_proj'], eval_steps: 5 })
   })
+
+  it('send the distill settings only with the distill recipe', () => {
+    const distill = toParams(initialValues(config))
+    expect(distill).toMatchObject({ recipe: 'distill', distill_loss: 'kl', distill_prompts: 32, teacher_max_new_tokens: 128 })
+    const template = toParams({ ...initialValues(config), recipe: 'template', distill_prompts: '-1' })
+    expect(template.recipe).toBe('template')
+    expect(template).not.toHaveProperty('distill_prompts')
+    expect(validate({ ...initialValues(config), recipe: 'template', distill_prompts: '-1' }, config)).toEqual({})
+    expect(validate({ ...initialValues(config), distill_prompts: '-1' }, config).distill_prompts).toMatch(/at least 0/)
+  })
 })

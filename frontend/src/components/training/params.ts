@@ -91,6 +91,42 @@ export const GUIDE_FIELDS: FieldSpec[] = [
   { name: 'save_steps', label: 'Save every N steps', kind: 'int', min: 1, help: 'Checkpoint interval.' },
   { name: 'logging_steps', label: 'Log every N steps', kind: 'int', min: 1, help: 'Metric interval.' },
   { name: 'seed', label: 'Seed', kind: 'int', min: 0, help: 'For the split, shuffling and initialisation.' },
+  {
+    name: 'recipe',
+    label: 'Recipe',
+    kind: 'choice',
+    help: 'Distill: the base model reading the SKILL.md answers realistic requests and the adapter learns to answer the same way without it. Template: questions about the skill answered with its own text.',
+    choices: [
+      { value: 'distill', label: 'Distill (default)' },
+      { value: 'template', label: 'Template' },
+    ],
+  },
+  {
+    name: 'distill_loss',
+    label: 'Distill loss',
+    kind: 'choice',
+    help: 'Distill only. KL: match the prompted model token by token. SFT: learn its answers as text.',
+    choices: [
+      { value: 'kl', label: 'KL to the teacher' },
+      { value: 'sft', label: 'SFT on teacher answers' },
+    ],
+  },
+  {
+    name: 'distill_prompts',
+    label: 'Prompts written by the model',
+    kind: 'int',
+    min: 0,
+    max: 512,
+    help: 'Distill only. Requests the base model writes with the skill in context, beside the skill\'s own.',
+  },
+  {
+    name: 'teacher_max_new_tokens',
+    label: 'Teacher answer tokens',
+    kind: 'int',
+    min: 8,
+    max: 2048,
+    help: 'Distill only. Longest teacher answer.',
+  },
 ]
 
 export const ADVANCED_FIELDS: FieldSpec[] = [
@@ -116,6 +152,25 @@ export const ADVANCED_FIELDS: FieldSpec[] = [
     min: 1,
     optional: true,
     help: 'Blank: evaluate once per epoch only.',
+  },
+  {
+    name: 'distill_top_k',
+    label: 'KL top-k',
+    kind: 'int',
+    min: 0,
+    max: 1024,
+    optional: true,
+    help: 'Distill KL only: teacher tokens compared per position (0: the whole vocabulary).',
+  },
+  {
+    name: 'teacher_temperature',
+    label: 'Teacher temperature',
+    kind: 'float',
+    min: 0,
+    max: 2,
+    step: 'any',
+    optional: true,
+    help: 'Distill only. 0 answers greedily (default).',
   },
 ]
 
@@ -151,6 +206,15 @@ export const NOTIFY_FIELDS: FieldSpec[] = [
 ]
 
 export const ALL_FIELDS = [...GUIDE_FIELDS, ...ADVANCED_FIELDS, ...NOTIFY_FIELDS]
+
+/** Settings that only the distill recipe reads: not checked nor sent for a template job. */
+export const DISTILL_ONLY = new Set([
+  'distill_loss',
+  'distill_prompts',
+  'teacher_max_new_tokens',
+  'distill_top_k',
+  'teacher_temperature',
+])
 
 export type FormValues = Record<string, string>
 export type FormErrors = Record<string, string>
@@ -204,6 +268,7 @@ export function validate(values: FormValues, config?: ServerConfig): FormErrors 
   const errors: FormErrors = {}
   for (const field of ALL_FIELDS) {
     if (field.name === 'quant_bits' && values.adapter_type !== 'qlora') continue
+    if (DISTILL_ONLY.has(field.name) && values.recipe === 'template') continue
     const error = validateField(field, values[field.name] ?? '', config)
     if (error) errors[field.name] = error
   }
@@ -220,6 +285,7 @@ export function toParams(values: FormValues): Record<string, unknown> {
       if (values.adapter_type === 'qlora') params.quant_bits = Number(text)
       continue
     }
+    if (DISTILL_ONLY.has(field.name) && values.recipe === 'template') continue
     if (field.kind === 'int' || field.kind === 'float') params[field.name] = Number(text)
     else if (field.kind === 'tristate') params[field.name] = text === 'true'
     else if (field.name === 'report_to') params.report_to = [text]
