@@ -106,10 +106,10 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: 
     assert f"SKILL_ADAPTER_{var}" in str(info.value)
 
 
-def test_the_default_recipe_is_distill(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_recipe_is_template_for_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SKILL_ADAPTER_RECIPE")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert (settings.recipe, settings.distill_loss, settings.teacher_temperature) == ("distill", "kl", 0.0)
+    assert (settings.recipe, settings.distill_loss, settings.teacher_temperature) == ("template", "kl", 0.0)
     monkeypatch.setenv("SKILL_ADAPTER_RECIPE", "recite")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)  # type: ignore[call-arg]

@@ -97,8 +97,8 @@ export const GUIDE_FIELDS: FieldSpec[] = [
     kind: 'choice',
     help: 'Distill: the base model reading the SKILL.md answers realistic requests and the adapter learns to answer the same way without it. Template: questions about the skill answered with its own text.',
     choices: [
-      { value: 'distill', label: 'Distill (default)' },
-      { value: 'template', label: 'Template' },
+      { value: 'distill', label: 'Distill' },
+      { value: 'template', label: 'Template (default for now)' },
     ],
   },
   {
