@@ -161,11 +161,8 @@ def test_bad_receivers_are_handled_and_logged_as_events(settings: Settings, skil
         _cancel(settings, job_id)
         dispatcher = webhooks.Dispatcher(settings, interval=0.05).start()
         try:
-            wait_for(
-                lambda: (
-                    all(d.status != "pending" for d in _deliveries(settings, job_id))
-                    and len(_deliveries(settings, job_id)) == 2
-                ),
+            wait_for(  # one read per check: two reads could see one row settled, then two rows
+                lambda: len(rows := _deliveries(settings, job_id)) == 2 and all(d.status != "pending" for d in rows),
                 what="both deliveries settled",
             )
         finally:
