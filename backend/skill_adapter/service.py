@@ -260,6 +260,18 @@ def store_upload(filename: str, data: bytes, dest: Path) -> Path:
         if lowered.endswith(suffix):
             stem = Path(filename).name[: -len(suffix)]
             return extract_archive(data, filename, dest / folder_slug(stem)) / "SKILL.md"
+    # The name does not decide (any name may hold a skill), the content does: an archive under another
+    # name is unpacked; a known binary format (a PDF, an image) is not a SKILL.md.
+    kind = binary_kind(data)
+    if kind in ("zip", "tar.gz"):
+        stem = Path(filename).name.split(".")[0] or "skill"
+        return extract_archive(data, f"{stem}.{kind}", dest / folder_slug(stem)) / "SKILL.md"
+    if kind is not None:
+        raise InvalidParameterError(
+            f"Cannot tell what {Path(filename).name[:200]!r} is: its content is {kind}, not a SKILL.md "
+            "(UTF-8 text) nor a skill folder archive (.zip, .tar.gz)",
+            field="file",
+        )
     try:
         with work_budget():
             name = parse_skill(data).name
@@ -269,6 +281,27 @@ def store_upload(filename: str, data: bytes, dest: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return target
+
+
+_MAGIC = (
+    (b"PK\x03\x04", "zip"),
+    (b"\x1f\x8b", "tar.gz"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x7fELF", "an executable"),
+)
+
+
+def binary_kind(data: bytes) -> str | None:
+    """What an upload's first bytes say it is when they name a format: an archive (``zip``, ``tar.gz``) or a
+    known binary format; None for anything else, which the SKILL.md parser judges (``skill_invalid``)."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    return None
 
 
 def folder_slug(name: str) -> str:

@@ -217,7 +217,7 @@ try {
     const yLabels = (await yTicks.allTextContents()).map((text) => text.trim())
     expect(yLabels.length >= 2 && new Set(yLabels).size === yLabels.length, `the loss axis repeats labels: ${yLabels}`)
     await page.getByText('No GPU').waitFor()
-    await page.getByRole('row', { name: /final/ }).waitFor()
+    await page.getByRole('region', { name: 'Checkpoints' }).getByRole('row', { name: /final/ }).waitFor()
     expect((await page.getByTestId('log-tail').locator('.log-line').count()) > 0, 'the log tail is empty')
     const progress = await page.getByRole('progressbar', { name: 'Training progress' }).getAttribute('aria-valuenow')
     expect(progress === '100', `progress is ${progress}`)

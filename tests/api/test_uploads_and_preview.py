@@ -77,11 +77,12 @@ def test_upload_skill_md_starts_a_job_with_form_parameters(
     assert sorted(p.name for p in skills_root.iterdir()) == before, "uploads never land in SKILLS_ROOT"
 
 
-@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+@pytest.mark.parametrize("kind", ["zip", "tar.gz", "zip under another name"])
 def test_upload_skill_folder_archive(client: Any, settings: Settings, kind: str) -> None:
     files = {"tea/SKILL.md": SKILL, "tea/references/chart.md": CHART}
-    data = zip_bytes(files) if kind == "zip" else targz_bytes(files)
-    resp = upload(client, "/api/training/start", f"tea.{kind}", data)
+    data = targz_bytes(files) if kind == "tar.gz" else zip_bytes(files)
+    name = "tea.bin" if kind == "zip under another name" else f"tea.{kind}"  # the content decides
+    resp = upload(client, "/api/training/start", name, data)
     assert resp.status_code == 202, resp.text
     job = stored_job(settings, resp.json()["job_id"])
     assert job.skill_name == "tea-brewing"
@@ -138,7 +139,10 @@ def test_bad_uploads_get_clear_4xx(client: Any, url: str, settings: Settings) ->
     assert_error(upload(client, url, "skill.zip", zip_bytes({"../evil/SKILL.md": SKILL})), 422, "skill_invalid")
     assert_error(upload(client, url, "skill.zip", zip_bytes({"README.md": "x"})), 422, "skill_invalid")
     # any name but an archive is read as a SKILL.md: the content decides (schema-valid names are accepted)
-    assert_error(upload(client, url, "photo.png", b"\x89PNG\r\n\x1a\n\x00\x00"), 422, "skill_invalid")
+    error = assert_error(upload(client, url, "photo.png", b"\x89PNG\r\n\x1a\n\x00\x00"), 422, "invalid_parameter")
+    assert "Cannot tell what 'photo.png' is: its content is a PNG image" in error["message"]
+    error = assert_error(upload(client, url, "SKILL.md", b"%PDF-1.4 not a skill"), 422, "invalid_parameter")
+    assert "a PDF document" in error["message"]
     resp = client.post(url, data={"num_epochs": "2"}, files={"other": ("x.md", SKILL.encode())})
     assert_error(resp, 422, "invalid_parameter")
     error = assert_error(upload(client, url, "SKILL.md", SKILL.encode(), seed="minus one"), 422, "invalid_parameter")

@@ -79,7 +79,8 @@ def test_end_to_end_in_chromium(built_frontend: Path, tmp_path: Path) -> None:
     _assert_ok(result, "the dashboard's end-to-end run")
     assert ", 0 failed" in result.stdout
     shots = sorted(p.name for p in (tmp_path / "screenshots").glob("*.png"))
-    assert shots == ["job-page-evaluation.png", "job-page.png", "jobs-list.png", "training-tab.png"]
+    expected = ["job-page-evaluation.png", "job-page-try-it.png", "job-page.png", "jobs-list.png", "training-tab.png"]
+    assert shots == expected
 
 
 @pytest.mark.timeout(600)
