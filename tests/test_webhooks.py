@@ -12,10 +12,9 @@ import pytest
 
 from skill_adapter import crud, webhooks
 from skill_adapter.core.config import ConfigError, Settings, load_settings
-from skill_adapter.core.db import init_db, session_scope
+from skill_adapter.core.db import session_scope
 from skill_adapter.models import WebhookDelivery
-from skill_adapter.schemas import TrainingParams
-from skill_adapter.service import create_training_job
+from tests.training.test_pipeline_lora import make_job
 from tests.webhook_receiver import wait_for, webhook_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -74,16 +73,7 @@ def test_backoff_doubles_and_is_capped() -> None:
     assert webhooks.backoff(40, base=5) == webhooks.MAX_BACKOFF_SECONDS
 
 
-def _queued_job(settings: Settings, skills_root: Path, **params: Any) -> str:
-    init_db(settings)
-    with session_scope(settings) as session:
-        job = create_training_job(
-            session=session,
-            skill_file=skills_root / "commit-messages" / "SKILL.md",
-            params=TrainingParams.model_validate(params),
-            settings=settings,
-        )
-        return job.id
+_queued_job = make_job  # the job row, queued; nothing runs it
 
 
 def _cancel(settings: Settings, job_id: str) -> None:
