@@ -124,7 +124,7 @@ class Engine:
 
     def load(self, name: str, path: str) -> bool:
         """Load an adapter (if it is not loaded yet); True when it was loaded now."""
-        with self.lock:
+        with self.lock, torch.inference_mode():  # as when a request loads it: one kind of tensor throughout
             return self._load(name, path)
 
     def _load(self, name: str, path: str) -> bool:
@@ -156,7 +156,7 @@ class Engine:
             self._unload(idle[0])
 
     def unload(self, name: str) -> bool:
-        with self.lock:
+        with self.lock, torch.inference_mode():
             return self._unload(name)
 
     def _unload(self, name: str) -> bool:
@@ -167,7 +167,7 @@ class Engine:
             self.model = self.base
         else:
             if self.model.active_adapter == name:
-                self.model.set_adapter(next(n for n in self.loaded if n != name))
+                self.model.set_adapter(next(n for n in self.loaded if n != name), inference_mode=True)
             self.model.delete_adapter(name)
         del self.loaded[name]
         log.info("unloaded adapter %s", name)
@@ -188,7 +188,9 @@ class Engine:
         except Exception as exc:
             raise AdapterLoadError(str(exc)) from exc
         if self.model.active_adapter != adapter[0]:
-            self.model.set_adapter(adapter[0])
+            # inference_mode: served adapters never need gradients (and weights loaded under
+            # torch.inference_mode cannot be set to require them outside it)
+            self.model.set_adapter(adapter[0], inference_mode=True)
         yield self.model
 
     # Generation ---------------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ class Engine:
                     if not self.pinned[name]:
                         del self.pinned[name]
             if name is not None and len(self.loaded) > self.max_adapters:
-                with self.lock:
+                with self.lock, torch.inference_mode():
                     self._evict()
 
     def _forward(self, adapter: tuple[str, str] | None, **inputs: Any) -> Any:
