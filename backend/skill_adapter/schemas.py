@@ -305,7 +305,9 @@ class ParamSpec(BaseModel):
     min_exclusive: bool
     max_exclusive: bool
     pattern: str | None = Field(description="a text value (or each list item) must match it")
-    choices: list[ParamChoice]
+    choices: list[ParamChoice] = Field(description="the values the parameter itself may take")
+    item_choices: list[ParamChoice] = Field(description="a list parameter: the values its items may take")
+    only_when: dict[str, str] = Field(description="read only when these parameters have these values")
     setting: str | None = Field(description="the environment variable that sets the default")
 
 
@@ -320,8 +322,25 @@ else:
     )
 
 
+def _config_example() -> dict[str, Any]:
+    """``/api/config`` of a server with every default, on the tiny test model (the dashboard's tests use it)."""
+    from skill_adapter.core.params import param_specs
+
+    specs = param_specs()
+    return {
+        "model": "/models/tiny-qwen3",
+        "base_model": {"name": "tiny", "ready": True, "kind": "builtin", "path": "/models/tiny-qwen3"},
+        "model_max_length": 4096,
+        "defaults": {spec["name"]: spec["default"] for spec in specs},
+        "ranges": PARAM_RANGES,
+        "parameters": specs,
+    }
+
+
 class ServerConfig(BaseModel):
     """``GET /api/config``: every training parameter's default, range and form, and the base model."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_config_example()]}, protected_namespaces=())
 
     model: str
     base_model: BaseModelInfo

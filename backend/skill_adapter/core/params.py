@@ -56,6 +56,7 @@ class Param:
     example: Any = None  # a valid value, for a parameter without a default (tests, docs)
     hyper: bool = True  # part of every job's resolved config (a notification option is not)
     nullable_setting: bool = False  # the variable may be blank: unset (the default is None)
+    only_when: dict[str, str] = field(default_factory=dict)  # read only when these parameters have these values
 
     # ---- derived --------------------------------------------------------------------------------------
     @property
@@ -70,14 +71,16 @@ class Param:
     @property
     def choices(self) -> list[Any]:
         """Literal values the parameter takes (for a list: the values of its items too)."""
+        return self.literal_values(items=False) + self.literal_values(items=True)
+
+    def literal_values(self, *, items: bool) -> list[Any]:
+        """The Literal values of the parameter itself (``items=False``) or of its list's items (``items=True``)."""
         values: list[Any] = []
         for arg in _alternatives(self.annotation):
-            if get_origin(arg) is Literal:
+            if not items and get_origin(arg) is Literal:
                 values.extend(get_args(arg))
-            elif get_origin(arg) is list:
-                item = get_args(arg)[0]
-                if get_origin(item) is Literal:
-                    values.extend(get_args(item))
+            elif items and get_origin(arg) is list and get_origin(get_args(arg)[0]) is Literal:
+                values.extend(get_args(get_args(arg)[0]))
         return values
 
     @property
@@ -149,12 +152,15 @@ class Param:
             "min_exclusive": "gt" in self.bounds,
             "max_exclusive": "lt" in self.bounds,
             "pattern": self.constraints.get("pattern") or _item_pattern(self.annotation),
-            "choices": [
-                {"value": value, "label": self.choice_labels.get(str(value), str(value))} for value in self.choices
-            ],
+            "choices": [self._choice(value) for value in self.literal_values(items=False)],
+            "item_choices": [self._choice(value) for value in self.literal_values(items=True)],
+            "only_when": self.only_when,
             "setting": f"SKILL_ADAPTER_{self.setting.upper()}" if self.setting else None,
         }
         return spec
+
+    def _choice(self, value: Any) -> dict[str, Any]:
+        return {"value": value, "label": self.choice_labels.get(str(value), str(value))}
 
 
 def _alternatives(annotation: Any) -> tuple[Any, ...]:
@@ -280,6 +286,7 @@ PARAMS: tuple[Param, ...] = (
         allowed="4 or 8",
         setting="quant_bits",
         choice_labels={"4": "4-bit", "8": "8-bit"},
+        only_when={"adapter_type": "qlora"},
     ),
     Param(
         "save_steps",
@@ -377,6 +384,7 @@ PARAMS: tuple[Param, ...] = (
         help="distill: kl (per-token KL to the prompted teacher) or sft (on its answers)",
         allowed='"kl" (per-token KL to the prompted teacher) or "sft" (the teacher\'s answers as targets)',
         setting="distill_loss",
+        only_when={"recipe": "distill"},
         choice_labels={"kl": "KL to the teacher", "sft": "SFT on teacher answers"},
     ),
     Param(
@@ -388,6 +396,7 @@ PARAMS: tuple[Param, ...] = (
         allowed="an integer from 0 to 512 (prompts the base model writes with the skill in context)",
         bounds={"ge": 0, "le": 512},
         setting="distill_prompts",
+        only_when={"recipe": "distill"},
     ),
     Param(
         "teacher_max_new_tokens",
@@ -398,6 +407,7 @@ PARAMS: tuple[Param, ...] = (
         allowed="an integer from 8 to 2048",
         bounds={"ge": 8, "le": 2048},
         setting="teacher_max_new_tokens",
+        only_when={"recipe": "distill"},
     ),
     Param(
         "distill_top_k",
@@ -409,6 +419,7 @@ PARAMS: tuple[Param, ...] = (
         group="advanced",
         bounds={"ge": 0, "le": 1024},
         setting="distill_top_k",
+        only_when={"recipe": "distill"},
     ),
     Param(
         "teacher_temperature",
@@ -420,6 +431,7 @@ PARAMS: tuple[Param, ...] = (
         group="advanced",
         bounds={"ge": 0, "le": 2},
         setting="teacher_temperature",
+        only_when={"recipe": "distill"},
     ),
     Param(
         "init_adapter",
