@@ -234,6 +234,8 @@ def add_param_flags(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("training parameters (unset: the SKILL_ADAPTER_* variable, else the default)")
     for param in PARAMS:
+        if not param.cli:
+            continue
         shown = f"{param.help} (default: {param.shown_default()})"
         if param.annotation is bool:
             group.add_argument(
@@ -262,7 +264,7 @@ def _train_params(args: argparse.Namespace) -> dict[str, object]:
     return {
         param.name: param.from_setting(getattr(args, param.flag_dest))
         for param in PARAMS
-        if getattr(args, param.flag_dest, None) is not None
+        if param.cli and getattr(args, param.flag_dest, None) is not None
     }
 
 
