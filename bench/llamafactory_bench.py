@@ -178,6 +178,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-seq-length", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--packing",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="pack our examples into full rows (LLaMA-Factory pads; packing changes the tokens per step and so "
+        "the activation memory: off by default, for the same batch on both sides)",
+    )
     parser.add_argument("--venv", type=Path, default=Path(os.environ.get("LLAMAFACTORY_VENV", DEFAULT_VENV)))
     args = parser.parse_args()
 
@@ -187,6 +194,7 @@ def main() -> None:
                        max_seq_length=args.max_seq_length),
         settings=base,
     )  # fmt: skip
+    config["packing"] = args.packing
     from skill_adapter.training.convert import ensure_model
 
     ensure_model(config["model"], config["base_model"], progress=print)
@@ -216,7 +224,8 @@ def main() -> None:
 
     print(f"skill {args.skill.parent.name}, model {Path(config['model']).name}, {len(dataset.train)} examples, "
           f"{args.epochs} epoch(s), batch {args.batch_size}, max_seq_length {args.max_seq_length}, "
-          f"LoRA r={config['lora_r']} on {config['target_modules']}, {tokens} tokens per run")  # fmt: skip
+          f"LoRA r={config['lora_r']} on {config['target_modules']}, packing {args.packing}, "
+          f"{tokens} tokens per run")  # fmt: skip
     for name, rows in (("ours", mine), ("LLaMA-Factory", them)):
         loop = mean(rows, "loop_seconds")
         print(f"{name:14s} {tokens / loop:8.0f} tokens/s   loop {loop:7.2f} s"
