@@ -228,28 +228,44 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     os.execv(cmd[0], cmd)
 
 
+def add_param_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per training parameter (core/params.py); an absent flag leaves the configured default."""
+    from skill_adapter.core.params import PARAMS
+
+    group = parser.add_argument_group("training parameters (unset: the SKILL_ADAPTER_* variable, else the default)")
+    for param in PARAMS:
+        if not param.cli:
+            continue
+        shown = f"{param.help} (default: {param.shown_default()})"
+        if param.annotation is bool:
+            group.add_argument(
+                param.flag_name, dest=param.flag_dest, action=argparse.BooleanOptionalAction, default=None, help=shown
+            )
+        elif param.scalar is not None:
+            metavar = {int: "N", float: "X"}.get(param.scalar, "TEXT")
+            group.add_argument(param.flag_name, dest=param.flag_dest, type=param.scalar, metavar=metavar, help=shown)
+        elif param.is_list:
+            group.add_argument(param.flag_name, dest=param.flag_dest, metavar="NAMES", help=shown)
+        else:
+            kinds = {type(value) for value in param.choices}
+            group.add_argument(
+                param.flag_name,
+                dest=param.flag_dest,
+                type=kinds.pop() if len(kinds) == 1 else str,
+                choices=param.choices,
+                help=shown,
+            )
+
+
 def _train_params(args: argparse.Namespace) -> dict[str, object]:
-    names = {
-        "adapter": "adapter_type",
-        "epochs": "num_epochs",
-        "learning_rate": "learning_rate",
-        "batch_size": "batch_size",
-        "gradient_accumulation_steps": "gradient_accumulation_steps",
-        "max_seq_length": "max_seq_length",
-        "lora_r": "lora_r",
-        "lora_alpha": "lora_alpha",
-        "lora_dropout": "lora_dropout",
-        "quant_bits": "quant_bits",
-        "save_steps": "save_steps",
-        "seed": "seed",
-        "recipe": "recipe",
-        "distill_loss": "distill_loss",
-        "distill_prompts": "distill_prompts",
-        "teacher_max_new_tokens": "teacher_max_new_tokens",
-        "distill_top_k": "distill_top_k",
-        "teacher_temperature": "teacher_temperature",
+    """The request's fields from ``train``'s flags: only those given."""
+    from skill_adapter.core.params import PARAMS
+
+    return {
+        param.name: param.from_setting(getattr(args, param.flag_dest))
+        for param in PARAMS
+        if param.cli and getattr(args, param.flag_dest, None) is not None
     }
-    return {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -631,28 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one SKILL.md in the foreground")
     train.add_argument("skill", help="path to a SKILL.md (or its folder)")
-    train.add_argument("--adapter", choices=["lora", "qlora"])
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--learning-rate", type=float)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--gradient-accumulation-steps", type=int)
-    train.add_argument("--max-seq-length", type=int)
-    train.add_argument("--lora-r", type=int)
-    train.add_argument("--lora-alpha", type=float)
-    train.add_argument("--lora-dropout", type=float)
-    train.add_argument("--quant-bits", type=int, choices=[4, 8])
-    train.add_argument("--save-steps", type=int)
-    train.add_argument("--seed", type=int)
-    train.add_argument(
-        "--recipe", choices=["distill", "template"], help="distill (default): the prompted base model teaches"
-    )
-    train.add_argument(
-        "--distill-loss", choices=["kl", "sft"], help="distill: KL to the teacher, or SFT on its answers"
-    )
-    train.add_argument("--distill-prompts", type=int, help="distill: prompts the base model writes itself")
-    train.add_argument("--teacher-max-new-tokens", type=int, help="distill: new tokens per teacher answer")
-    train.add_argument("--teacher-temperature", type=float, help="distill: 0 (default) answers greedily")
-    train.add_argument("--distill-top-k", type=int, help="distill kl: teacher tokens compared per position (0: all)")
+    add_param_flags(train)
     train.add_argument(
         "--no-sample", dest="sample", action="store_false", help="skip the base-vs-adapter answer at the end"
     )

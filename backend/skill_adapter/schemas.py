@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-# Bounds that training accepts. Every hyper-parameter is finite and bounded, so a value that would
-# overflow a number type, or make the loss non-finite from the first step, is refused before a job exists.
-MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
-MAX_STEPS_SETTING = 1_000_000
-MAX_LORA_ALPHA = 4096
-MAX_SEQ_LENGTH = 1_048_576
+from skill_adapter.core.params import BY_NAME, HYPERPARAMETERS, MAX_SEQ_LENGTH, PARAMS, request_fields
+
+__all__ = ["HYPERPARAMETERS", "PARAM_RANGES", "TrainingParams"]
 
 
 def _takes_int(annotation: Any) -> bool:
@@ -44,100 +41,24 @@ class StrictRequest(BaseModel):
         }
 
 
-# One place for the allowed ranges: used by the request model and by the 422 messages.
+# The allowed ranges in words, for the 422 messages: every training parameter's (core/params.py), and skill_path.
 PARAM_RANGES: dict[str, str] = {
-    "num_epochs": "an integer from 1 to 1000",
-    "learning_rate": "a number greater than 0 and at most 1",
-    "batch_size": "an integer from 1 to 1024",
-    "gradient_accumulation_steps": "an integer from 1 to 1024",
-    "max_seq_length": "an integer from 16 to the model's maximum context length",
-    "lora_r": "an integer from 1 to 256",
-    "lora_alpha": f"a finite number greater than 0 and at most {MAX_LORA_ALPHA}",
-    "lora_dropout": "a number from 0 (inclusive) to 1 (exclusive)",
-    "quant_bits": "4 or 8",
-    "adapter_type": '"lora" or "qlora"',
-    "save_steps": f"an integer from 1 to {MAX_STEPS_SETTING}",
-    "logging_steps": f"an integer from 1 to {MAX_STEPS_SETTING}",
-    "seed": f"an integer from 0 to {MAX_SEED}",
-    "target_modules": '"all-linear" or a list of module names such as ["q_proj", "v_proj"]',
-    "packing": "true or false",
-    "gradient_checkpointing": "true or false",
-    "eval_steps": f"an integer from 1 to {MAX_STEPS_SETTING}",
-    "init_adapter": "the job_id of a succeeded job trained on the same base model",
+    **{param.name: param.allowed for param in PARAMS},
     "skill_path": "a path to a SKILL.md under the skills root",
-    "webhook_url": "an http(s) URL of a public receiver",
-    "webhook_checkpoints": "true or false",
-    "report_to": '"none" or a list of trackers: "tensorboard", "mlflow", "trackio"',
-    "recipe": '"distill" (the base model with the SKILL.md teaches the adapter) or "template" (questions on the skill)',
-    "distill_loss": '"kl" (per-token KL to the prompted teacher) or "sft" (the teacher\'s answers as targets)',
-    "distill_prompts": "an integer from 0 to 512 (prompts the base model writes with the skill in context)",
-    "teacher_max_new_tokens": "an integer from 8 to 2048",
-    "distill_top_k": "an integer from 0 to 1024 (0: the full vocabulary)",
-    "teacher_temperature": "a number from 0 (greedy) to 2",
 }
 
-HYPERPARAMETERS = (
-    "adapter_type",
-    "num_epochs",
-    "learning_rate",
-    "batch_size",
-    "gradient_accumulation_steps",
-    "max_seq_length",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "quant_bits",
-    "save_steps",
-    "logging_steps",
-    "seed",
-    "target_modules",
-    "packing",
-    "gradient_checkpointing",
-    "eval_steps",
-    "recipe",
-    "distill_loss",
-    "distill_prompts",
-    "teacher_max_new_tokens",
-    "distill_top_k",
-    "teacher_temperature",
-)
+if TYPE_CHECKING:  # the fields come from the table; to type checkers each one is Any
 
+    class TrainingParams(StrictRequest):
+        def __getattr__(self, name: str) -> Any: ...
 
-class TrainingParams(StrictRequest):
-    """Hyper-parameters a start request may set; omitted ones take the configured defaults."""
-
-    adapter_type: Literal["lora", "qlora"] | None = None
-    num_epochs: int | None = Field(default=None, ge=1, le=1000)
-    learning_rate: float | None = Field(default=None, gt=0, le=1)
-    batch_size: int | None = Field(default=None, ge=1, le=1024)
-    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
-    max_seq_length: int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
-    lora_r: int | None = Field(default=None, ge=1, le=256)
-    lora_alpha: float | None = Field(default=None, gt=0, le=MAX_LORA_ALPHA)
-    lora_dropout: float | None = Field(default=None, ge=0, lt=1)
-    quant_bits: Literal[4, 8] | None = None
-    save_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
-    logging_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    target_modules: Literal["all-linear"] | list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]] | None = Field(
-        default=None, min_length=1
-    )
-    packing: bool | None = None
-    gradient_checkpointing: bool | None = None
-    eval_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_SETTING)
-    recipe: Literal["distill", "template"] | None = None
-    distill_loss: Literal["kl", "sft"] | None = None
-    distill_prompts: int | None = Field(default=None, ge=0, le=512)
-    teacher_max_new_tokens: int | None = Field(default=None, ge=8, le=2048)
-    distill_top_k: int | None = Field(default=None, ge=0, le=1024)
-    teacher_temperature: float | None = Field(default=None, ge=0, le=2)
-    init_adapter: str | None = Field(default=None, pattern=r"^train-[0-9a-f]{6,32}$")
-    webhook_url: str | None = Field(
-        default=None, min_length=1, max_length=2048, description="POSTed (signed) when the job ends; docs/events.md"
-    )
-    webhook_checkpoints: bool | None = Field(default=None, description="Also POST each saved checkpoint")
-    report_to: Literal["none"] | list[Literal["tensorboard", "mlflow", "trackio"]] | None = Field(
-        default=None, description="Experiment trackers that receive the training metrics (none by default)"
+else:
+    TrainingParams = create_model(
+        "TrainingParams",
+        __base__=StrictRequest,
+        __doc__="Hyper-parameters a start request may set; omitted ones take the configured defaults.",
+        __module__=__name__,
+        **request_fields(),
     )
 
 
@@ -150,8 +71,8 @@ class TrainingStartRequest(TrainingParams):
 class PreviewUploadRequest(StrictRequest):
     """Form fields that may come with an uploaded skill to preview."""
 
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    max_seq_length: int | None = Field(default=None, ge=16, le=MAX_SEQ_LENGTH)
+    seed: int | None = BY_NAME["seed"].request_field()[1]
+    max_seq_length: int | None = BY_NAME["max_seq_length"].request_field()[1]
 
 
 class PreviewRequest(PreviewUploadRequest):
@@ -343,3 +264,87 @@ class EvaluationPublic(EvaluationSummary):
 class EvaluationsPublic(BaseModel):
     data: list[EvaluationSummary]
     count: int
+
+
+# ---- GET /api/config -------------------------------------------------------------------------------------
+
+
+class BaseModelInfo(BaseModel):
+    """The base model jobs train (resolution only); when it cannot be resolved, name, ready and problem."""
+
+    name: str | None
+    ready: bool
+    problem: str | None = None
+    kind: Literal["builtin", "folder", "hub"] | None = None
+    path: str | None = None
+    builtin: str | None = None
+    converts_on_first_use: bool | None = None
+    parameters: int | None = None
+    size_bytes: int | None = None
+    title: str | None = None
+    summary: str | None = None
+
+
+class ParamChoice(BaseModel):
+    value: str | int
+    label: str
+
+
+class ParamSpec(BaseModel):
+    """How the dashboard's form shows, checks and sends one training parameter (core/params.py)."""
+
+    name: str
+    label: str
+    help: str
+    allowed: str = Field(description="the allowed values in words")
+    group: Literal["guide", "advanced", "notify"]
+    kind: Literal["int", "float", "choice", "list", "text", "tristate"]
+    default: Any = Field(description="this server's default; null: none configured (the server decides)")
+    min: float | None
+    max: float | None
+    min_exclusive: bool
+    max_exclusive: bool
+    pattern: str | None = Field(description="a text value (or each list item) must match it")
+    choices: list[ParamChoice] = Field(description="the values the parameter itself may take")
+    item_choices: list[ParamChoice] = Field(description="a list parameter: the values its items may take")
+    only_when: dict[str, str] = Field(description="read only when these parameters have these values")
+    setting: str | None = Field(description="the environment variable that sets the default")
+
+
+if TYPE_CHECKING:
+    ParamDefaults = BaseModel
+else:
+    ParamDefaults = create_model(
+        "ParamDefaults",
+        __doc__="Every training parameter's default on this server (null: none configured).",
+        __module__=__name__,
+        **{param.name: (param.annotation | None, ...) for param in PARAMS},
+    )
+
+
+def _config_example() -> dict[str, Any]:
+    """``/api/config`` of a server with every default, on the tiny test model (the dashboard's tests use it)."""
+    from skill_adapter.core.params import param_specs
+
+    specs = param_specs()
+    return {
+        "model": "/models/tiny-qwen3",
+        "base_model": {"name": "tiny", "ready": True, "kind": "builtin", "path": "/models/tiny-qwen3"},
+        "model_max_length": 4096,
+        "defaults": {spec["name"]: spec["default"] for spec in specs},
+        "ranges": PARAM_RANGES,
+        "parameters": specs,
+    }
+
+
+class ServerConfig(BaseModel):
+    """``GET /api/config``: every training parameter's default, range and form, and the base model."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_config_example()]}, protected_namespaces=())
+
+    model: str
+    base_model: BaseModelInfo
+    model_max_length: int | None
+    defaults: ParamDefaults
+    ranges: dict[str, str]
+    parameters: list[ParamSpec]

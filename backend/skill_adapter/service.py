@@ -22,6 +22,7 @@ from skill_adapter.core.budget import work_budget
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import InvalidParameterError, PathOutsideRootError, SkillNotFoundError
+from skill_adapter.core.params import configured_defaults
 from skill_adapter.models import Job
 from skill_adapter.schemas import HYPERPARAMETERS, PARAM_RANGES, TrainingParams
 
@@ -88,33 +89,7 @@ def resolve_skill_path(skill_path: str, *, skills_root: Path) -> Path:
 def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, Any]:
     """The job's full configuration: request values over the configured defaults."""
     given = params.model_dump(exclude_none=True)
-    defaults: dict[str, Any] = {
-        "adapter_type": settings.adapter,
-        "num_epochs": settings.num_epochs,
-        "learning_rate": settings.learning_rate,
-        "batch_size": settings.batch_size,
-        "gradient_accumulation_steps": settings.gradient_accumulation_steps,
-        "max_seq_length": settings.max_seq_length,
-        "lora_r": settings.lora_r,
-        "lora_alpha": settings.lora_alpha,
-        "lora_dropout": settings.lora_dropout,
-        "quant_bits": settings.quant_bits,
-        "save_steps": settings.save_steps,
-        "logging_steps": settings.logging_steps,
-        "seed": settings.seed,
-        "target_modules": (
-            "all-linear" if settings.target_modules == "all-linear" else settings.target_modules.split(",")
-        ),
-        "packing": settings.packing,
-        "gradient_checkpointing": settings.gradient_checkpointing,
-        "eval_steps": settings.eval_steps,
-        "recipe": settings.recipe,
-        "distill_loss": settings.distill_loss,
-        "distill_prompts": settings.distill_prompts,
-        "teacher_max_new_tokens": settings.teacher_max_new_tokens,
-        "distill_top_k": settings.distill_top_k,
-        "teacher_temperature": settings.teacher_temperature,
-    }
+    defaults = configured_defaults(settings)
     config = {name: given.get(name, defaults[name]) for name in HYPERPARAMETERS}
     base_model = settings.base_model()
     config["model"] = base_model.path  # settings.model_name_or_path: what from_pretrained loads

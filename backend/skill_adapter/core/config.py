@@ -6,9 +6,9 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from skill_adapter.core.base_models import (
@@ -21,11 +21,19 @@ from skill_adapter.core.base_models import (
     folder_problem,
     resolve_model,
 )
+from skill_adapter.core.params import settings_fields
 
-AdapterType = Literal["lora", "qlora"]
+if TYPE_CHECKING:  # to type checkers each parameter's setting is Any
+
+    class _ParamSettings(BaseSettings):
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    # One field per training parameter that has a variable, declared in core/params.py.
+    _ParamSettings = create_model("_ParamSettings", __base__=BaseSettings, **settings_fields())
 
 
-class Settings(BaseSettings):
+class Settings(_ParamSettings):
     """Service configuration. Relative paths are relative to the working directory."""
 
     model_config = SettingsConfigDict(
@@ -47,51 +55,13 @@ class Settings(BaseSettings):
         default=None,
         description="Where built-in GGUF models are converted to (once); default DATA_DIR/models",
     )
-    adapter: AdapterType = Field(default="lora", description="lora or qlora")
-    quant_bits: Literal[4, 8] = Field(default=4, description="QLoRA quantisation: 4 or 8 bits")
 
-    # Training hyper-parameters
-    learning_rate: float = Field(default=2e-4, gt=0, le=1)
-    batch_size: int = Field(default=4, ge=1, le=1024)
-    gradient_accumulation_steps: int = Field(default=4, ge=1, le=1024)
-    num_epochs: int = Field(default=3, ge=1, le=1000)
-    max_seq_length: int = Field(default=2048, ge=16, le=1_048_576)
+    # The training parameters' variables (SKILL_ADAPTER_ADAPTER, _LEARNING_RATE, _LORA_R, ...: the guide's, and
+    # the rest) come from core/params.py, with the request's defaults, ranges and help: see _ParamSettings.
 
-    # LoRA configuration
-    lora_r: int = Field(default=16, ge=1, le=256)
-    lora_alpha: float = Field(default=32, gt=0, le=4096)
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: str = Field(
-        default="all-linear",
-        description="LoRA targets: all-linear, or module names separated by commas (q_proj,v_proj)",
-    )
-
-    # Efficiency and evaluation
-    packing: bool = Field(default=False, description="Pack short examples into full rows (padding-free)")
-    gradient_checkpointing: bool | None = Field(default=None, description="Unset: on for CUDA, off on the CPU")
-    eval_steps: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Also evaluate every N steps (always per epoch)"
-    )
+    # Evaluation
     eval_max_new_tokens: int = Field(
         default=128, ge=1, le=4096, description="Post-training evaluation: new tokens per greedy generation"
-    )
-
-    # Dataset recipe
-    recipe: Literal["distill", "template"] = Field(
-        default="template",  # distill is not the default yet: see docs/distill.md, "Why not the default yet"
-        description="distill: the base model with the SKILL.md in context writes the answers the adapter learns; "
-        "template: questions about the skill answered with its own text",
-    )
-    distill_loss: Literal["kl", "sft"] = Field(
-        default="kl", description="distill: kl (per-token KL to the prompted teacher) or sft (on its answers)"
-    )
-    distill_prompts: int = Field(
-        default=32, ge=0, le=512, description="distill: prompts the base model writes with the skill in context"
-    )
-    teacher_max_new_tokens: int = Field(default=128, ge=8, le=2048, description="distill: new tokens per answer")
-    distill_top_k: int = Field(default=64, ge=0, le=1024, description="distill kl: teacher tokens kept (0: all)")
-    teacher_temperature: float = Field(
-        default=0.0, ge=0, le=2, description="distill: 0 answers greedily; above 0 samples (seeded) at this temperature"
     )
 
     # Where things live
@@ -101,10 +71,7 @@ class Settings(BaseSettings):
     checkpoint_dir: Path = Field(default=Path("checkpoints"))
     skills_root: Path = Field(default=Path("skills"), description="The only folder skill_path may point into")
 
-    # Checkpointing, logging, reproducibility
-    save_steps: int = Field(default=100, ge=1, le=1_000_000)
-    logging_steps: int = Field(default=1, ge=1, le=1_000_000)
-    seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    # Checkpoints
     keep_checkpoints: int = Field(
         default=3, ge=1, le=1000, description="Intermediate checkpoints kept per job (the newest N, plus final)"
     )

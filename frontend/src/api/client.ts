@@ -15,6 +15,7 @@ import type {
   MetricsPage,
   Preview,
   ServerConfig,
+  TrainingRequest,
   SkillsList,
 } from './types'
 
@@ -141,8 +142,8 @@ export const api = {
   skills: () => request<SkillsList>('/skills'),
   preview: (source: SkillSource, fields: { seed?: number; max_seq_length?: number }) =>
     withSkill<Preview>('/skills/preview', source, fields),
-  startTraining: (source: SkillSource, params: Record<string, unknown>) =>
-    withSkill<JobCreated>('/training/start', source, params),
+  startTraining: (source: SkillSource, params: TrainingRequest) =>
+    withSkill<JobCreated>('/training/start', source, params as Record<string, unknown>),
   jobs: (limit: number, offset: number) => request<JobsPage>(`/training?limit=${limit}&offset=${offset}`),
   status: (jobId: string) => request<JobStatus>(`/training/${encodeURIComponent(jobId)}/status`),
   logs: (jobId: string, after: number, limit = 1000) =>

@@ -1,4 +1,10 @@
-// Shapes of the service's JSON, as documented in docs/api.md and backend/skill_adapter/schemas.py.
+// Shapes of the service's JSON. Where a route declares its answer (a response model), the type is generated
+// from the OpenAPI schema into ./schema.ts (`npm run gen:types`; never edit that file by hand). The shapes
+// below the generated ones are answers the server returns as free-form JSON; they follow docs/api.md.
+
+import type { components, operations } from './schema'
+
+type Schemas = components['schemas']
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
 export const TERMINAL_STATES: readonly string[] = ['succeeded', 'failed', 'cancelled']
@@ -7,103 +13,35 @@ export function isTerminal(status: string | undefined): boolean {
   return status !== undefined && TERMINAL_STATES.includes(status)
 }
 
-export interface ErrorBody {
-  code: string
-  message: string
-}
+// ---- generated from the OpenAPI schema ----------------------------------------------------------------
 
-export interface JobCreated {
-  job_id: string
-  status: JobState
-  created_at: string
-}
-
-export interface JobSummary {
-  job_id: string
-  status: JobState
-  skill_name: string
-  progress: number
-  current_epoch: number
-  total_epochs: number
-  loss: number | null
-  created_at: string
-  started_at: string | null
-  finished_at: string | null
-  error: ErrorBody | null
-}
-
-export interface JobsPage {
-  data: JobSummary[]
-  count: number
-}
-
-export interface JobStatus extends JobSummary {
-  step: number
-  total_steps: number | null
-  learning_rate: number | null
-  eval_loss: number | null
-  eta_seconds: number | null
-  attempts: number
-  adapter_path: string | null
-  config: Record<string, unknown>
-}
-
-export interface LogLine {
-  id: number
-  ts: string
-  level: string
-  message: string
-}
-
-export interface LogsPage {
-  lines: LogLine[]
-  next: number
-}
-
-export interface MetricPoint {
-  id: number
-  ts: string
-  step: number
-  epoch: number | null
-  loss: number | null
-  eval_loss: number | null
-  learning_rate: number | null
-  grad_norm: number | null
-  tokens_per_second: number | null
-  elapsed_seconds: number | null
-  eta_seconds: number | null
-  gpu_utilization: number | null
-  gpu_memory_mb: number | null
-}
-
-export interface MetricsPage {
-  points: MetricPoint[]
-  next: number
-}
-
-export interface Checkpoint {
-  step: number | null
-  name: string
-  path: string
-  complete: boolean
-  /** train_loss, validation_loss, train_token_accuracy, validation_token_accuracy at the step. */
-  metrics?: Record<string, number>
-}
-
+export type ErrorBody = Schemas['ErrorBody']
+export type JobCreated = Schemas['JobCreated']
+export type JobSummary = Schemas['JobSummary']
+export type JobsPage = Schemas['JobsPublic']
+export type JobStatus = Schemas['JobStatus']
+export type LogLine = Schemas['LogLinePublic']
+export type LogsPage = Schemas['LogsPage']
+export type MetricPoint = Schemas['MetricPointPublic']
+export type MetricsPage = Schemas['MetricsPage']
+export type Checkpoint = Schemas['CheckpointPublic']
+export type CheckpointsPage = Schemas['CheckpointsPublic']
 /** One typed event of a job's life (GET /api/training/{id}/events). */
-export interface JobEvent {
-  id: number
-  time: string
-  level: 'info' | 'warning' | 'error' | string
-  type: string
-  message: string
-  data: Record<string, unknown>
-}
+export type JobEvent = Schemas['JobEventPublic']
+export type EventsPage = Schemas['EventsPage']
+export type EvaluationCreated = Schemas['EvaluationCreated']
+/** The base model jobs train, as GET /api/config and /api/health describe it (resolution only). */
+export type BaseModel = Schemas['BaseModelInfo']
+/** GET /api/config: every training parameter's default, range and form (backend core/params.py). */
+export type ServerConfig = Schemas['ServerConfig']
+export type ParamSpec = Schemas['ParamSpec']
+/** The training parameters of POST /api/training/start (its JSON body less skill_path). */
+export type TrainingRequest = Omit<
+  NonNullable<operations['start_training_api_training_start_post']['requestBody']>['content']['application/json'],
+  'skill_path'
+>
 
-export interface EventsPage {
-  data: JobEvent[]
-  next: number
-}
+// ---- free-form answers (no response model on the server) ----------------------------------------------
 
 /** GET /api/training/{id}/dataset: what the job trains on, with provenance per example. */
 export interface DatasetExample {
@@ -125,54 +63,6 @@ export interface DatasetPage {
   } | null
   examples: DatasetExample[]
   count: number
-}
-
-export interface CheckpointsPage {
-  data: Checkpoint[]
-  count: number
-}
-
-/** The base model jobs train, as GET /api/config and /api/health describe it (resolution only). */
-export interface BaseModel {
-  name: string
-  kind: 'builtin' | 'folder' | 'hub'
-  path: string
-  builtin: string | null
-  ready: boolean
-  converts_on_first_use: boolean
-  parameters: number | null
-  size_bytes: number | null
-  title: string | null
-  problem: string | null
-  summary: string
-}
-
-export interface ServerConfig {
-  model: string
-  base_model?: BaseModel
-  model_max_length: number | null
-  defaults: {
-    adapter_type: 'lora' | 'qlora'
-    num_epochs: number
-    learning_rate: number
-    batch_size: number
-    gradient_accumulation_steps: number
-    max_seq_length: number
-    lora_r: number
-    lora_alpha: number
-    lora_dropout: number
-    quant_bits: 4 | 8
-    save_steps: number
-    logging_steps: number
-    seed: number
-    recipe: 'distill' | 'template'
-    distill_loss: 'kl' | 'sft'
-    distill_prompts: number
-    teacher_max_new_tokens: number
-    distill_top_k: number
-    teacher_temperature: number
-  }
-  ranges: Record<string, string>
 }
 
 export interface SkillEntry {
@@ -320,11 +210,4 @@ export interface Evaluation {
 export interface EvaluationsPage {
   data: Omit<Evaluation, 'report'>[]
   count: number
-}
-
-export interface EvaluationCreated {
-  evaluation_id: string
-  job_id: string
-  status: string
-  created_at: string
 }

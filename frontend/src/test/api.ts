@@ -2,6 +2,8 @@
 // fails the test (as MSW's onUnhandledRequest: 'error' would).
 
 import { vi } from 'vitest'
+import openapi from '../../openapi.json'
+import type { ServerConfig } from '../api/types'
 
 export interface Call {
   method: string
@@ -45,31 +47,13 @@ export function mockApi(routes: Record<string, Answer>) {
   }
 }
 
-export const CONFIG = {
-  model: '/models/tiny-qwen3',
-  model_max_length: 4096,
-  defaults: {
-    adapter_type: 'lora',
-    num_epochs: 3,
-    learning_rate: 0.0002,
-    batch_size: 4,
-    gradient_accumulation_steps: 4,
-    max_seq_length: 2048,
-    lora_r: 16,
-    lora_alpha: 32,
-    lora_dropout: 0.05,
-    quant_bits: 4,
-    save_steps: 100,
-    logging_steps: 1,
-    seed: 42,
-    recipe: 'distill',
-    distill_loss: 'kl',
-    distill_prompts: 32,
-    teacher_max_new_tokens: 128,
-    distill_top_k: 64,
-    teacher_temperature: 0,
-  },
-  ranges: { num_epochs: 'an integer from 1 to 1000' },
+// GET /api/config of a server with every default: the example in the generated OpenAPI schema (npm run
+// gen:types), with the distill recipe chosen as the tests' server default.
+const EXAMPLE = openapi.components.schemas.ServerConfig.examples[0] as unknown as ServerConfig
+export const CONFIG: ServerConfig = {
+  ...EXAMPLE,
+  defaults: { ...EXAMPLE.defaults, recipe: 'distill' },
+  parameters: EXAMPLE.parameters.map((p) => (p.name === 'recipe' ? { ...p, default: 'distill' } : p)),
 }
 
 export function apiError(status: number, code: string, message: string) {

@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from skill_adapter.api.deps import PROTECTED, SettingsDep, authenticate
 from skill_adapter.auth import UnauthorizedError
+from skill_adapter.core.params import configured_defaults, param_specs
 from skill_adapter.health import health_report, model_section
-from skill_adapter.schemas import PARAM_RANGES
+from skill_adapter.schemas import PARAM_RANGES, ServerConfig
 
 router = APIRouter(prefix="/api", tags=["system"])
 
@@ -43,33 +44,15 @@ async def health(request: Request, settings: SettingsDep) -> JSONResponse:
     return JSONResponse(report, status_code=code)
 
 
-@router.get("/config", dependencies=PROTECTED)
+@router.get("/config", dependencies=PROTECTED, response_model=ServerConfig)
 def config(settings: SettingsDep) -> dict[str, Any]:
-    """Default hyper-parameters, their allowed ranges, and the base model."""
+    """Every training parameter: its default on this server, its allowed range, and how the dashboard's form
+    shows it (core/params.py); and the base model."""
     return {
         "model": settings.model_name_or_path,
         "base_model": model_section(settings),
         "model_max_length": settings.model_max_length(),
-        "defaults": {
-            "adapter_type": settings.adapter,
-            "num_epochs": settings.num_epochs,
-            "learning_rate": settings.learning_rate,
-            "batch_size": settings.batch_size,
-            "gradient_accumulation_steps": settings.gradient_accumulation_steps,
-            "max_seq_length": settings.max_seq_length,
-            "lora_r": settings.lora_r,
-            "lora_alpha": settings.lora_alpha,
-            "lora_dropout": settings.lora_dropout,
-            "quant_bits": settings.quant_bits,
-            "save_steps": settings.save_steps,
-            "logging_steps": settings.logging_steps,
-            "seed": settings.seed,
-            "recipe": settings.recipe,
-            "distill_loss": settings.distill_loss,
-            "distill_prompts": settings.distill_prompts,
-            "teacher_max_new_tokens": settings.teacher_max_new_tokens,
-            "distill_top_k": settings.distill_top_k,
-            "teacher_temperature": settings.teacher_temperature,
-        },
+        "defaults": configured_defaults(settings),
         "ranges": PARAM_RANGES,
+        "parameters": param_specs(settings),
     }

@@ -19,14 +19,14 @@ export function BaseModelInfo({ model, fallback }: { model?: BaseModel; fallback
       </p>
     )
   }
-  const facts = [parameters(model.parameters), size(model.size_bytes)].filter(Boolean).join(', ')
+  const facts = [parameters(model.parameters ?? null), size(model.size_bytes ?? null)].filter(Boolean).join(', ')
   let state: string
   if (model.ready) state = 'ready'
   else if (model.converts_on_first_use) state = 'converted on the first job (once, about half a minute)'
   else state = model.problem ? `not ready: ${model.problem}` : 'not ready'
   return (
     <p className="muted" aria-label="Base model">
-      Base model: <code title={model.path}>{model.name}</code>
+      Base model: <code title={model.path ?? undefined}>{model.name}</code>
       {facts ? ` (${facts})` : ''} · <span>{state}</span>
       {model.builtin === 'tiny' ? ' · a toy model for tests: its adapters prove the plumbing, not the skill' : ''}
     </p>

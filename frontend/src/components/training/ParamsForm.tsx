@@ -1,5 +1,14 @@
 import type { ServerConfig } from '../../api/types'
-import { ADVANCED_FIELDS, GUIDE_FIELDS, NOTIFY_FIELDS, type FieldSpec, type FormErrors, type FormValues } from './params'
+import {
+  applies,
+  fieldsOf,
+  GROUPS,
+  isOptional,
+  maxFor,
+  type FieldSpec,
+  type FormErrors,
+  type FormValues,
+} from './params'
 
 interface Props {
   config: ServerConfig
@@ -12,7 +21,8 @@ function Field({ field, config, values, errors, onChange }: Props & { field: Fie
   const id = `param-${field.name}`
   const error = errors[field.name]
   const value = values[field.name] ?? ''
-  const disabled = field.name === 'quant_bits' && values.adapter_type !== 'qlora'
+  const disabled = !applies(field, values)
+  const optional = isOptional(field)
   const described = `${id}-help${error ? ` ${id}-error` : ''}`
   const common = {
     id,
@@ -23,11 +33,13 @@ function Field({ field, config, values, errors, onChange }: Props & { field: Fie
     'aria-describedby': described,
   }
   let input
-  if (field.kind === 'choice') {
+  const options = [...field.choices, ...field.item_choices]
+  if (field.kind === 'choice' || (field.kind === 'list' && !field.pattern)) {
     input = (
       <select {...common} onChange={(e) => onChange(field.name, e.target.value)}>
-        {field.choices?.map((c) => (
-          <option key={c.value} value={c.value}>
+        {optional ? <option value="">Server default</option> : null}
+        {options.map((c) => (
+          <option key={String(c.value)} value={String(c.value)}>
             {c.label}
           </option>
         ))}
@@ -42,16 +54,16 @@ function Field({ field, config, values, errors, onChange }: Props & { field: Fie
       </select>
     )
   } else {
-    const max = field.name === 'max_seq_length' ? (config.model_max_length ?? undefined) : field.max
+    const numeric = field.kind === 'int' || field.kind === 'float'
     input = (
       <input
         {...common}
-        type={field.kind === 'text' ? 'text' : 'number'}
+        type={numeric ? 'number' : 'text'}
         inputMode={field.kind === 'int' ? 'numeric' : field.kind === 'float' ? 'decimal' : undefined}
-        step={field.kind === 'int' ? 1 : field.step}
-        min={field.kind === 'text' ? undefined : field.min}
-        max={field.kind === 'text' ? undefined : max}
-        placeholder={field.optional ? 'server default' : undefined}
+        step={field.kind === 'int' ? 1 : numeric ? 'any' : undefined}
+        min={numeric ? (field.min ?? undefined) : undefined}
+        max={numeric ? maxFor(field, config) : undefined}
+        placeholder={optional ? 'server default' : undefined}
         onChange={(e) => onChange(field.name, e.target.value)}
       />
     )
@@ -62,7 +74,7 @@ function Field({ field, config, values, errors, onChange }: Props & { field: Fie
       {input}
       <small id={`${id}-help`} className="help">
         {field.help}
-        {config.ranges[field.name] ? ` Allowed: ${config.ranges[field.name]}.` : ''}
+        {` Allowed: ${field.allowed}.`}
       </small>
       {error ? (
         <small id={`${id}-error`} className="field-error">
@@ -73,40 +85,33 @@ function Field({ field, config, values, errors, onChange }: Props & { field: Fie
   )
 }
 
-/** Every hyper-parameter, starting from the server's configured defaults. */
+/** Every training parameter the server declares (GET /api/config), starting from its configured defaults. */
 export function ParamsForm(props: Props) {
   return (
     <>
-      <fieldset className="params">
-        <legend>Hyper-parameters</legend>
-        <div className="field-grid">
-          {GUIDE_FIELDS.map((field) => (
-            <Field key={field.name} field={field} {...props} />
-          ))}
-        </div>
-      </fieldset>
-      <details className="advanced">
-        <summary>Advanced options</summary>
-        <fieldset className="params">
-          <legend className="sr-only">Advanced options</legend>
+      {GROUPS.map(({ group, title, collapsed }) => {
+        const fields = (
           <div className="field-grid">
-            {ADVANCED_FIELDS.map((field) => (
+            {fieldsOf(props.config, group).map((field) => (
               <Field key={field.name} field={field} {...props} />
             ))}
           </div>
-        </fieldset>
-      </details>
-      <details className="advanced">
-        <summary>Notifications and trackers</summary>
-        <fieldset className="params">
-          <legend className="sr-only">Notifications and trackers</legend>
-          <div className="field-grid">
-            {NOTIFY_FIELDS.map((field) => (
-              <Field key={field.name} field={field} {...props} />
-            ))}
-          </div>
-        </fieldset>
-      </details>
+        )
+        return collapsed ? (
+          <details className="advanced" key={group}>
+            <summary>{title}</summary>
+            <fieldset className="params">
+              <legend className="sr-only">{title}</legend>
+              {fields}
+            </fieldset>
+          </details>
+        ) : (
+          <fieldset className="params" key={group}>
+            <legend>{title}</legend>
+            {fields}
+          </fieldset>
+        )
+      })}
     </>
   )
 }

@@ -2,6 +2,7 @@ import { useMutation, useQueryClient } from '@tanstack/react-query'
 import { useMemo, useState, type FormEvent } from 'react'
 import { useNavigate } from 'react-router-dom'
 import { api, type SkillSource } from '../../api/client'
+import type { TrainingRequest } from '../../api/types'
 import { jobKeys, useServerConfig } from '../../api/queries'
 import { ErrorMessage } from '../common/ErrorMessage'
 import { BaseModelInfo } from './BaseModelInfo'
@@ -20,7 +21,7 @@ export function TrainingTab() {
   const navigate = useNavigate()
   const queryClient = useQueryClient()
 
-  const errors = useMemo(() => (values ? validate(values, config.data) : {}), [values, config.data])
+  const errors = useMemo(() => (values && config.data ? validate(values, config.data) : {}), [values, config.data])
   const valid = Object.keys(errors).length === 0
 
   const preview = useMutation({
@@ -28,7 +29,7 @@ export function TrainingTab() {
       api.preview(input.source, { seed: input.seed, max_seq_length: input.max_seq_length }),
   })
   const start = useMutation({
-    mutationFn: (input: { source: SkillSource; params: Record<string, unknown> }) =>
+    mutationFn: (input: { source: SkillSource; params: TrainingRequest }) =>
       api.startTraining(input.source, input.params),
     onSuccess: (created) => {
       void queryClient.invalidateQueries({ queryKey: jobKeys.lists() })
@@ -37,9 +38,9 @@ export function TrainingTab() {
   })
 
   const runPreview = (chosen: SkillSource) => {
-    const params = values ? toParams(values) : {}
-    const seed = errors.seed ? undefined : (params.seed as number | undefined)
-    const maxSeq = errors.max_seq_length ? undefined : (params.max_seq_length as number | undefined)
+    const params: TrainingRequest = values && config.data ? toParams(values, config.data) : {}
+    const seed = errors.seed ? undefined : (params.seed ?? undefined)
+    const maxSeq = errors.max_seq_length ? undefined : (params.max_seq_length ?? undefined)
     preview.mutate({ source: chosen, seed, max_seq_length: maxSeq })
   }
 
@@ -52,8 +53,8 @@ export function TrainingTab() {
 
   const onSubmit = (event: FormEvent) => {
     event.preventDefault()
-    if (!source || !values || !valid) return
-    start.mutate({ source, params: toParams(values) })
+    if (!source || !values || !valid || !config.data) return
+    start.mutate({ source, params: toParams(values, config.data) })
   }
 
   if (config.isPending) return <p role="status">Loading the server's defaults…</p>
