@@ -6,7 +6,8 @@ API (``/status``, ``/jobs``, ``/logs``, ``/events``, evaluations) and in webhook
 configured root relative to it, the way ``/checkpoints`` does (:func:`skill_adapter.service.shown_path`):
 ``checkpoints/train-1a2b/final`` when the root is configured as the relative ``checkpoints`` (the default),
 ``train-1a2b/final`` when it is configured as an absolute folder. The roots are the checkpoint folder, the
-skills root, the data folder, the built-in models' folder and the package's own assets (the embedded model).
+skills root, the data folder, the built-in models' folder, the package's own assets (the embedded model), and
+for tracebacks in a failed job's log the package itself, the installed libraries and the standard library.
 A path outside every root is left as it is: the operator configured it (an absolute ``SKILL_ADAPTER_MODEL``).
 """
 
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import re
+import sysconfig
 from pathlib import Path
 from typing import Any
 
+import skill_adapter
 from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.core.config import Settings
 
@@ -79,6 +82,9 @@ def _roots(settings: Settings) -> list[tuple[Path, str]]:
         (models, shown(models)),
         (settings.data_dir, shown(settings.data_dir)),
         (TINY_MODEL_DIR.parent, ""),
+        # Where tracebacks in a failed job's log point: this package, the installed libraries, the stdlib.
+        (Path(skill_adapter.__file__).parent.parent, ""),
+        *((Path(folder), "") for folder in {sysconfig.get_path(key) for key in ("purelib", "platlib", "stdlib")}),
     ]
     return [(root.expanduser().absolute(), name) for root, name in roots]
 

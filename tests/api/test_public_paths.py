@@ -23,6 +23,12 @@ def test_paths_under_a_root_are_shown_relative_to_it(tmp_path: Path) -> None:
     assert shown.text(f"'{tmp_path}/ck' and {tmp_path}/ckx/a") == f"'.' and {tmp_path}/ckx/a"  # at a boundary only
     assert shown.text("/etc/passwd, Qwen/Qwen3-8B") == "/etc/passwd, Qwen/Qwen3-8B"  # outside every root: as is
     assert shown.value({"a": [f"{tmp_path}/ck/x"], "n": 1, "none": None}) == {"a": ["x"], "n": 1, "none": None}
+    import peft
+
+    import skill_adapter.pipeline
+
+    traceback = f'File "{skill_adapter.pipeline.__file__}", line 1\n  File "{peft.__file__}", line 2'
+    assert shown.text(traceback) == 'File "skill_adapter/pipeline.py", line 1\n  File "peft/__init__.py", line 2'
 
     relative = Settings(_env_file=None, model="tiny", checkpoint_dir=Path("checkpoints"))  # type: ignore[call-arg]
     cwd = Path.cwd()
