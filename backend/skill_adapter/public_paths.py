@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import sysconfig
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,9 @@ class PathShower:
         return value
 
 
+_LIBRARIES = sorted({Path(sysconfig.get_path(key)) for key in ("purelib", "platlib", "stdlib")})
+
+
 def _roots(settings: Settings) -> list[tuple[Path, str]]:
     def shown(root: Path) -> str:
         # A root configured as a relative folder keeps its name ("checkpoints/..."); an absolute one disappears.
@@ -84,7 +88,7 @@ def _roots(settings: Settings) -> list[tuple[Path, str]]:
         (TINY_MODEL_DIR.parent, ""),
         # Where tracebacks in a failed job's log point: this package, the installed libraries, the stdlib.
         (Path(skill_adapter.__file__).parent.parent, ""),
-        *((Path(folder), "") for folder in {sysconfig.get_path(key) for key in ("purelib", "platlib", "stdlib")}),
+        *((folder, "") for folder in _LIBRARIES),
     ]
     return [(root.expanduser().absolute(), name) for root, name in roots]
 
@@ -94,6 +98,20 @@ def _shower(key: tuple[tuple[str, str], ...]) -> PathShower:
     return PathShower([(Path(root), name) for root, name in key])
 
 
+# The shower of each Settings object in use, by identity: /status asks for it on every call, and building the
+# key (paths, sysconfig) costs about a millisecond. The object is kept with it, so its id cannot be reused.
+_BY_SETTINGS: dict[int, tuple[Settings, PathShower]] = {}
+_LOCK = threading.Lock()
+
+
 def shower(settings: Settings) -> PathShower:
-    """The :class:`PathShower` of ``settings``' roots (built once per set of roots)."""
-    return _shower(tuple((str(root), name) for root, name in _roots(settings)))
+    """The :class:`PathShower` of ``settings``' roots (settings are not changed in place once in use)."""
+    hit = _BY_SETTINGS.get(id(settings))
+    if hit is not None and hit[0] is settings:
+        return hit[1]
+    made = _shower(tuple((str(root), name) for root, name in _roots(settings)))
+    with _LOCK:
+        if len(_BY_SETTINGS) >= 64:
+            _BY_SETTINGS.pop(next(iter(_BY_SETTINGS)))
+        _BY_SETTINGS[id(settings)] = (settings, made)
+    return made
