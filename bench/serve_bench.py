@@ -5,7 +5,9 @@ Runs ``skill-adapter serve --no-worker`` as users do (the API plus its model ser
 default model (``smollm2-135m-instruct``, converted once into ``--models-dir``), with one LoRA adapter
 (r=16 on every linear layer, random weights: the same compute as a trained one) registered as a
 succeeded job. Each chat streams ``--max-tokens`` new tokens through the API's ``/v1`` with the official
-wire format; time to first token runs from the request to its first content chunk. ``/status`` is polled
+wire format (with ``logprobs``, so that every token is a chunk); time to first token (TTFT) runs from the
+request to its first chunk of visible text, ``first_token`` to its first token (the random adapter's first
+tokens are often empty text). ``/status`` is polled
 sequentially, first with nothing running (the baseline), then during the 16-chat round; the ratio of the
 two p50s is the figure (absolute times move with the machine's load, printed beside them).
 
@@ -79,9 +81,11 @@ async def chat(client: httpx.AsyncClient, api: str, model: str, max_tokens: int)
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
+        # One chunk per token (its logprob), so the first token is timed even when it is not visible text.
+        "logprobs": True,
     }
     started = time.perf_counter()
-    first = None
+    first = first_token = None
     tokens = 0
     async with client.stream("POST", f"{api}/v1/chat/completions", json=body) as response:
         assert response.status_code == 200, await response.aread()
@@ -91,9 +95,18 @@ async def chat(client: httpx.AsyncClient, api: str, model: str, max_tokens: int)
             chunk = json.loads(line[6:])
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-            elif first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                continue
+            choice = chunk["choices"][0] if chunk["choices"] else {}
+            if first_token is None and (choice.get("logprobs") or {}).get("content"):
+                first_token = time.perf_counter() - started
+            if first is None and choice.get("delta", {}).get("content"):
                 first = time.perf_counter() - started
-    return {"ttft": first or float("nan"), "seconds": time.perf_counter() - started, "tokens": tokens}
+    return {
+        "ttft": first or float("nan"),
+        "first_token": first_token or float("nan"),
+        "seconds": time.perf_counter() - started,
+        "tokens": tokens,
+    }
 
 
 async def poll_status(client: httpx.AsyncClient, url: str, stop: asyncio.Event) -> list[float]:
@@ -109,6 +122,7 @@ async def poll_status(client: httpx.AsyncClient, url: str, stop: asyncio.Event) 
 
 async def run(api: str, args: argparse.Namespace) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=64)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         start = await client.post(f"{api}/api/training/start", json={"skill_path": "commit-messages/SKILL.md"})
         status_url = f"{api}/api/training/{start.json()['job_id']}/status"
@@ -144,7 +158,10 @@ async def run(api: str, args: argparse.Namespace) -> dict[str, Any]:
                 "per_chat_tokens_per_s": round(statistics.median(r["tokens"] / r["seconds"] for r in results), 1),
                 "ttft_p50_ms": round(pct([r["ttft"] for r in results], 50) * 1000),
                 "ttft_max_ms": round(max(r["ttft"] for r in results) * 1000),
+                "first_token_p50_ms": round(pct([r["first_token"] for r in results], 50) * 1000),
+                "first_token_max_ms": round(max(r["first_token"] for r in results) * 1000),
                 "status_p50_ms": round(pct(during, 50), 1),
+                "load_average_after": [round(x, 2) for x in os.getloadavg()],
             }
             print(f"{concurrency:>3} chats: {json.dumps(rounds[concurrency])}", flush=True)
     return {
@@ -153,7 +170,8 @@ async def run(api: str, args: argparse.Namespace) -> dict[str, Any]:
         "status_idle": {"n": len(idle), "p50_ms": round(pct(idle, 50), 1), "p99_ms": round(pct(idle, 99), 1)},
         "status_during_16": {"n": len(busy), "p50_ms": round(pct(busy, 50), 1), "p99_ms": round(pct(busy, 99), 1)},
         "status_p50_ratio": round(pct(busy, 50) / pct(idle, 50), 2),
-        "load_average": os.getloadavg(),
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -114,21 +114,26 @@ def resolve_config(params: TrainingParams, *, settings: Settings) -> dict[str, A
 
 def check_target_modules(targets: str | list[str], *, model: str) -> None:
     """Refuse module names the base model lacks (422), when its weights' headers are readable here."""
-    from skill_adapter.core.model_modules import lora_module_names, unknown_target_modules
+    from skill_adapter.core.base_models import hub_cached_folder
+    from skill_adapter.core.model_modules import lora_module_names, unknown_target_modules, unknown_targets_message
 
     if targets == "all-linear" or isinstance(targets, str):
         return
     modules = lora_module_names(model)
-    if modules is None:  # a hub model not downloaded yet, a built-in not converted yet: the worker checks
+    if modules is None and not Path(model).expanduser().is_dir():  # a hub id: its download, if there is one
+        try:
+            cached = hub_cached_folder(model)
+        except ValueError:  # not a valid hub id either (huggingface_hub's HFValidationError)
+            cached = None
+        modules = lora_module_names(cached) if cached is not None else None
+    if modules is None:
+        # A hub model not downloaded yet, a built-in not converted yet: the API does not download at submission
+        # (nor import torch), so the worker checks once it has loaded the model (training.model.check_targets):
+        # the job then fails before training with the same code and message.
         return
     unknown = unknown_target_modules(list(targets), modules)
     if unknown:
-        names = sorted({module.rsplit(".", 1)[-1] for module in modules})
-        raise InvalidParameterError(
-            f"target_modules {unknown} match no linear layer of the base model; "
-            f'its layers are named {names} (or use "all-linear")',
-            field="target_modules",
-        )
+        raise InvalidParameterError(unknown_targets_message(unknown, modules), field="target_modules")
 
 
 def create_training_job(

@@ -47,6 +47,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import InvalidParameterError
 from skill_adapter.models import Job, JobEvent, WebhookDelivery, utcnow
+from skill_adapter.public_paths import PathShower, shower
 
 log = logging.getLogger(__name__)
 
@@ -263,11 +264,12 @@ def receivers(job: Job, event_type: str, settings: Settings) -> list[str]:
     return list(dict.fromkeys(urls + settings.webhook_url_list))
 
 
-def payload(job: Job, event: JobEvent) -> dict[str, Any]:
-    """The JSON body: ``{"type", "timestamp", "data"}`` as the Standard Webhooks convention suggests."""
+def payload(job: Job, event: JobEvent, shown: PathShower) -> dict[str, Any]:
+    """The JSON body: ``{"type", "timestamp", "data"}`` as the Standard Webhooks convention suggests; server
+    paths in it are named relative to their roots, as the API names them."""
     error = None
     if job.error_code:
-        error = {"code": job.error_code, "message": job.error_message or ""}
+        error = {"code": job.error_code, "message": shown.text(job.error_message or "")}
     return {
         "type": EVENT_NAMES.get(event.type, f"training.job.{event.type}"),
         "timestamp": event.time.isoformat(),
@@ -280,15 +282,15 @@ def payload(job: Job, event: JobEvent) -> dict[str, Any]:
                 "time": event.time.isoformat(),
                 "level": event.level,
                 "type": event.type,
-                "message": event.message,
-                "data": event.data or {},
+                "message": shown.text(event.message),
+                "data": shown.value(event.data or {}),
             },
             "progress": job.progress,
             "step": job.step,
             "total_steps": job.total_steps,
             "loss": job.loss,
             "eval_loss": job.eval_loss,
-            "adapter_path": job.adapter_path,
+            "adapter_path": shown.path(job.adapter_path),
             "error": error,
             "created_at": job.created_at.isoformat(),
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -317,7 +319,7 @@ def fan_out(settings: Settings, *, limit: int = 100) -> int:
             job = session.get(Job, event.job_id) if event is not None else None
             if event is None or job is None:
                 continue
-            body = json.dumps(payload(job, event), separators=(",", ":"), ensure_ascii=False)
+            body = json.dumps(payload(job, event, shower(settings)), separators=(",", ":"), ensure_ascii=False)
             for url in receivers(job, event.type, settings):
                 session.add(
                     WebhookDelivery(

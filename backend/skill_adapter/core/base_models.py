@@ -120,7 +120,7 @@ def check_model_name(value: str) -> str:
         return value
     if Path(value).is_dir():
         return value
-    if _hub_cached_folder(value) is not None:  # a hub id of the old kind, without owner (gpt2), already here
+    if hub_cached_folder(value) is not None:  # a hub id of the old kind, without owner (gpt2), already here
         return value
     raise ModelNameError(
         f"{value!r} is not a built-in model name; built-in names: {', '.join(BUILTIN_MODELS)}. "
@@ -198,7 +198,7 @@ def resolve_model(value: str | None, models_dir: Path) -> ResolvedModel:
             size_bytes=_weights_bytes(folder) if problem is None else None,
             problem=problem if folder.is_dir() else f"{problem} on this machine (a worker may have it)",
         )
-    cached = _hub_cached_folder(name)
+    cached = hub_cached_folder(name)
     return ResolvedModel(
         name=name,
         kind="hub",
@@ -253,7 +253,8 @@ def _weights_bytes(folder: Path) -> int | None:
     return total or None
 
 
-def _hub_cached_folder(name: str) -> Path | None:
+def hub_cached_folder(name: str) -> Path | None:
+    """The local snapshot folder of hub model ``name`` (its config.json downloaded), or None."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub comes with transformers

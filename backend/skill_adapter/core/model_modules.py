@@ -25,9 +25,18 @@ def _header_shapes(path: Path) -> dict[str, list[int]]:
 
 
 def lora_module_names(model_folder: str | Path) -> set[str] | None:
-    """Full names of the modules with a 2-D weight, or None when the folder's weights cannot be read."""
+    """Full names of the modules with a 2-D weight, or None when the folder's weights cannot be read.
+
+    A sharded model whose shards are not all there (a download in progress) is named by its index alone: every
+    tensor ending in ``.weight``, shapes unknown, so a check against it refuses no real layer.
+    """
     folder = Path(model_folder)
     try:
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            weight_map: dict[str, str] = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            if not all((folder / shard).is_file() for shard in set(weight_map.values())):
+                return {name[: -len(".weight")] for name in weight_map if name.endswith(".weight")} or None
         files = sorted(folder.glob("*.safetensors"))
         if not files:
             return None
@@ -37,7 +46,7 @@ def lora_module_names(model_folder: str | Path) -> set[str] | None:
                 if tensor.endswith(".weight") and len(shape) == 2:
                     names.add(tensor[: -len(".weight")])
         return names or None
-    except (OSError, ValueError, struct.error, AttributeError):
+    except (OSError, ValueError, struct.error, AttributeError, KeyError, TypeError):
         return None
 
 
@@ -48,3 +57,12 @@ def unknown_target_modules(targets: list[str], modules: set[str]) -> list[str]:
         parts = module.split(".")
         suffixes.update(".".join(parts[i:]) for i in range(len(parts)))
     return [target for target in targets if target not in suffixes]
+
+
+def unknown_targets_message(unknown: list[str], modules: set[str]) -> str:
+    """What a refusal of ``target_modules`` says, at submission (422) and in the worker (a failed job) alike."""
+    names = sorted({module.rsplit(".", 1)[-1] for module in modules})
+    return (
+        f"target_modules {unknown} match no linear layer of the base model; "
+        f'its layers are named {names} (or use "all-linear")'
+    )

@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from skill_adapter.core.base_models import portable_model_path
 from skill_adapter.core.errors import TrainingError
+from skill_adapter.core.model_modules import unknown_target_modules, unknown_targets_message
 from skill_adapter.training.hardware import Hardware
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,24 @@ def lora_config(config: dict[str, Any]) -> LoraConfig:
     )
 
 
+def check_targets(model: PreTrainedModel, targets: Any) -> None:
+    """The worker's half of the submission check (``service.check_target_modules``): the API reads module names
+    from weights on its disk, so a hub model not downloaded yet (or a built-in before its conversion) passes
+    there unchecked. Here the model is loaded: a ``target_modules`` entry it lacks fails the job before
+    training, with the API's code and message (PEFT alone would train the entries that match and drop the
+    others without a word, or fail with a bare ValueError when none does)."""
+    if not isinstance(targets, list) or not targets:
+        return
+    modules = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() == 2
+    }
+    unknown = unknown_target_modules([str(t) for t in targets], modules)
+    if unknown:
+        raise TrainingError(unknown_targets_message(unknown, modules), code="invalid_parameter")
+
+
 def attach_adapter(model: PreTrainedModel, config: dict[str, Any]) -> PeftModel:
     """Wrap ``model`` with a LoRA adapter: a fresh one, or the trainable copy of ``init_adapter_path``
     (further fine-tuning of an earlier job's result). Refuse a configuration that trains nothing."""
@@ -86,6 +105,7 @@ def attach_adapter(model: PreTrainedModel, config: dict[str, Any]) -> PeftModel:
         log.info("continuing from the adapter in %s", config["init_adapter_path"])
         peft_model = PeftModel.from_pretrained(model, config["init_adapter_path"], is_trainable=True)
     else:
+        check_targets(model, config.get("target_modules"))
         peft_model = get_peft_model(model, lora_config(config))
     # What adapter_config.json will record as the base: relative when it is a folder under the working
     # directory, so that the adapter and its base still match after the checkout moves.

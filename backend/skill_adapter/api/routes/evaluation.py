@@ -17,6 +17,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import EvaluationNotFoundError
 from skill_adapter.evaluation.jobs import create_evaluation
 from skill_adapter.models import Evaluation
+from skill_adapter.public_paths import PathShower, shower
 from skill_adapter.schemas import (
     ErrorBody,
     EvaluateRequest,
@@ -32,13 +33,15 @@ router = APIRouter(prefix="/api/training", tags=["evaluation"], responses=error_
 MAX_EVALUATE_BODY = 5_000_000
 
 
-def _summary(evaluation: Evaluation) -> dict[str, Any]:
+def _summary(evaluation: Evaluation, shown: PathShower) -> dict[str, Any]:
     params = {k: v for k, v in evaluation.params.items() if k != "evals"}
     if evaluation.params.get("evals") is not None:
         params["evals_cases"] = len(evaluation.params["evals"].get("evals", []))
     error = None
     if evaluation.status == "failed" or evaluation.error_code:
-        error = ErrorBody(code=evaluation.error_code or "evaluation_failed", message=evaluation.error_message or "")
+        error = ErrorBody(
+            code=evaluation.error_code or "evaluation_failed", message=shown.text(evaluation.error_message or "")
+        )
     return {
         "evaluation_id": evaluation.id,
         "job_id": evaluation.job_id,
@@ -48,7 +51,7 @@ def _summary(evaluation: Evaluation) -> dict[str, Any]:
         "created_at": evaluation.created_at,
         "started_at": evaluation.started_at,
         "finished_at": evaluation.finished_at,
-        "report_path": evaluation.report_path,
+        "report_path": shown.path(evaluation.report_path),
         "error": error,
     }
 
@@ -97,7 +100,7 @@ def _accept(
 
 
 @router.get("/{job_id}/evaluation", response_model=EvaluationPublic)
-def latest_evaluation(job_id: str, session: SessionDep, caller: CallerDep) -> Any:
+def latest_evaluation(job_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep) -> Any:
     """The latest evaluation with its report (``report`` is null until ``status`` is ``succeeded``)."""
     crud.get_job(session=session, job_id=job_id, caller=caller)
     evaluations = crud.list_evaluations(session=session, job_id=job_id)
@@ -105,29 +108,37 @@ def latest_evaluation(job_id: str, session: SessionDep, caller: CallerDep) -> An
         raise EvaluationNotFoundError(
             f"Job {job_id} has no evaluation yet; start one with POST /api/training/{job_id}/evaluate"
         )
-    return EvaluationPublic(**_summary(evaluations[0]), report=evaluations[0].report)
+    shown = shower(settings)
+    return EvaluationPublic(**_summary(evaluations[0], shown), report=shown.value(evaluations[0].report))
 
 
 @router.get("/{job_id}/evaluations", response_model=EvaluationsPublic)
-def list_evaluations(job_id: str, session: SessionDep, caller: CallerDep) -> Any:
+def list_evaluations(job_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep) -> Any:
     """Every evaluation of the job, newest first, without the reports."""
     crud.get_job(session=session, job_id=job_id, caller=caller)
     evaluations = crud.list_evaluations(session=session, job_id=job_id)
-    return EvaluationsPublic(data=[EvaluationSummary(**_summary(e)) for e in evaluations], count=len(evaluations))
+    return EvaluationsPublic(
+        data=[EvaluationSummary(**_summary(e, shower(settings))) for e in evaluations], count=len(evaluations)
+    )
 
 
 @router.get("/{job_id}/evaluations/{evaluation_id}", response_model=EvaluationPublic)
-def get_evaluation(job_id: str, evaluation_id: str, session: SessionDep, caller: CallerDep) -> Any:
+def get_evaluation(
+    job_id: str, evaluation_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep
+) -> Any:
     """One past evaluation with its report."""
     crud.get_job(session=session, job_id=job_id, caller=caller)
     evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id, caller=caller)
-    return EvaluationPublic(**_summary(evaluation), report=evaluation.report)
+    shown = shower(settings)
+    return EvaluationPublic(**_summary(evaluation, shown), report=shown.value(evaluation.report))
 
 
 @router.post("/{job_id}/evaluations/{evaluation_id}/cancel", status_code=202, response_model=EvaluationSummary)
-def cancel_evaluation(job_id: str, evaluation_id: str, session: SessionDep, caller: CallerDep) -> Any:
+def cancel_evaluation(
+    job_id: str, evaluation_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep
+) -> Any:
     """Cancel a queued or running evaluation (a running one's process is stopped); 409 for a finished one."""
     crud.get_job(session=session, job_id=job_id, caller=caller)
     evaluation = crud.cancel_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id, caller=caller)
     session.commit()
-    return EvaluationSummary(**_summary(evaluation))
+    return EvaluationSummary(**_summary(evaluation, shower(settings)))

@@ -22,6 +22,7 @@ from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import InvalidParameterError
 from skill_adapter.models import Job
+from skill_adapter.public_paths import PathShower, shower
 from skill_adapter.schemas import (
     CheckpointPublic,
     CheckpointsPublic,
@@ -65,14 +66,15 @@ JOB_LINKS = {
 MAX_CURSOR = 2**63 - 1
 
 
-def _error(job: Job | Row[Any]) -> ErrorBody | None:
+def _error(job: Job | Row[Any], shown: PathShower) -> ErrorBody | None:
     if job.status != "failed" and not job.error_code:
         return None
-    return ErrorBody(code=job.error_code or "training_failed", message=job.error_message or "")
+    return ErrorBody(code=job.error_code or "training_failed", message=shown.text(job.error_message or ""))
 
 
-def job_status(job: Job | Row[Any]) -> JobStatus:
-    """The status answer, from the ORM object or a row of the jobs table (same names)."""
+def job_status(job: Job | Row[Any], shown: PathShower) -> JobStatus:
+    """The status answer, from the ORM object or a row of the jobs table (same names); server paths in it are
+    named relative to their roots (see :mod:`skill_adapter.public_paths`)."""
     return JobStatus(
         job_id=job.id,
         status=job.status,
@@ -90,9 +92,9 @@ def job_status(job: Job | Row[Any]) -> JobStatus:
         eta_seconds=job.eta_seconds,
         attempts=job.attempts,
         skill_name=job.skill_name,
-        adapter_path=job.adapter_path,
-        error=_error(job),
-        config=job.config,
+        adapter_path=shown.path(job.adapter_path),
+        error=_error(job, shown),
+        config=shown.value(job.config),
     )
 
 
@@ -193,12 +195,14 @@ def _accept(
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
 ) -> Any:
     """Jobs, newest first."""
     jobs, count = crud.list_jobs(session=session, limit=limit, offset=offset, caller=caller)
+    shown = shower(settings)
     data = [
         JobSummary(
             job_id=j.id,
@@ -211,7 +215,7 @@ def list_jobs(
             created_at=j.created_at,
             started_at=j.started_at,
             finished_at=j.finished_at,
-            error=_error(j),
+            error=_error(j, shown),
         )
         for j in jobs
     ]
@@ -219,17 +223,18 @@ def list_jobs(
 
 
 @router.get("/{job_id}/status", response_model=JobStatus, responses=error_responses(404))
-def get_status(job_id: JobId, engine: EngineDep, caller: CallerDep) -> Any:
+def get_status(job_id: JobId, engine: EngineDep, settings: SettingsDep, caller: CallerDep) -> Any:
     # A plain connection, opened and closed on this thread: the lightest read (see crud.job_row).
     with engine.connect() as connection:
         row = crud.job_row(connection=connection, job_id=job_id, caller=caller)
-    return model_response(job_status(row))
+    return model_response(job_status(row, shower(settings)))
 
 
 @router.get("/{job_id}/logs", response_model=LogsPage, responses=error_responses(404))
 def get_logs(
     job_id: JobId,
     session: SessionDep,
+    settings: SettingsDep,
     caller: CallerDep,
     after: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="the `next` cursor of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -237,8 +242,9 @@ def get_logs(
     """Log lines after the cursor, oldest first; pass ``next`` back as ``after`` to get only new lines."""
     crud.get_job(session=session, job_id=job_id, caller=caller)
     lines = crud.read_logs(session=session, job_id=job_id, after=after, limit=limit)
+    shown = shower(settings)
     page = LogsPage(
-        lines=[LogLinePublic(id=ln.id, ts=ln.ts, level=ln.level, message=ln.message) for ln in lines],
+        lines=[LogLinePublic(id=ln.id, ts=ln.ts, level=ln.level, message=shown.text(ln.message)) for ln in lines],
         next=lines[-1].id if lines else after,
     )
     return model_response(page)
@@ -266,6 +272,7 @@ def get_metrics(
 def get_events(
     job_id: JobId,
     session: SessionDep,
+    settings: SettingsDep,
     caller: CallerDep,
     after: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="the `next` cursor of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -274,9 +281,17 @@ def get_events(
     first; pass ``next`` back as ``after`` to get only new ones."""
     crud.get_job(session=session, job_id=job_id, caller=caller)  # 404 job_not_found for another key
     events = crud.read_events(session=session, job_id=job_id, after=after, limit=limit)
+    shown = shower(settings)
     page = EventsPage(
         data=[
-            JobEventPublic(id=e.id, time=e.time, level=e.level, type=e.type, message=e.message, data=e.data or {})
+            JobEventPublic(
+                id=e.id,
+                time=e.time,
+                level=e.level,
+                type=e.type,
+                message=shown.text(e.message),
+                data=shown.value(e.data or {}),
+            )
             for e in events
         ],
         next=events[-1].id if events else after,
@@ -328,8 +343,8 @@ def get_dataset(
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus, responses=error_responses(404, 409))
-def cancel_job(job_id: JobId, session: SessionDep, caller: CallerDep) -> Any:
+def cancel_job(job_id: JobId, session: SessionDep, settings: SettingsDep, caller: CallerDep) -> Any:
     """Cancel a queued job at once or stop a running one at its next step; 409 for a finished job."""
     job = crud.request_cancel(session=session, job_id=job_id, caller=caller)
     session.commit()
-    return job_status(job)
+    return job_status(job, shower(settings))
