@@ -260,6 +260,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from skill_adapter.core.db import init_db, session_scope
     from skill_adapter.core.errors import SkillAdapterError
     from skill_adapter.pipeline import execute_job
+    from skill_adapter.queued import TRAINING, request_cancel
     from skill_adapter.schemas import TrainingParams
     from skill_adapter.service import create_training_job
 
@@ -319,7 +320,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 bar.set_postfix_str(f"epoch {job.current_epoch}/{job.total_epochs} {loss}" if training else "preparing")
     except KeyboardInterrupt:
         with session_scope(settings) as session:
-            crud.request_cancel(session=session, job_id=job_id)
+            request_cancel(session=session, kind=TRAINING, work=crud.get_job(session=session, job_id=job_id))
         runner.join()
     bar.close()
     with session_scope(settings) as session:

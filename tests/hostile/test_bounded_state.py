@@ -11,9 +11,9 @@ from sqlalchemy import text
 from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import get_engine, init_db, session_scope, upgrade_db
-from skill_adapter.service import sweep_queued
 from skill_adapter.training.checkpoints import mark_complete, prune_checkpoints
 from skill_adapter.worker.queue import Sender
+from skill_adapter.worker.supervisor import sweep_queued
 
 
 def new_job(settings: Settings, job_id: str = "train-aaaaaaaaaaaa") -> str:
