@@ -28,7 +28,11 @@ def _die_with_parent() -> None:  # runs in the forked child before exec
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def worker_command(queues: str = "training,evaluation", name: str | None = None) -> list[str]:
+def worker_command(queues: str | None = None, name: str | None = None) -> list[str]:
+    """The Celery worker command line; by default it consumes every kind's queue (``queued.QUEUES``)."""
+    from skill_adapter.queued import QUEUES
+
+    queues = queues or ",".join(QUEUES)
     cmd = [
         sys.executable, "-m", "celery", "-A", "skill_adapter.worker.celery_app", "worker",
         "--pool=solo", "--concurrency=1", "-Q", queues, "--loglevel=INFO", "--without-gossip", "--without-mingle",
@@ -626,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_vllm.set_defaults(func=cmd_export_vllm)
 
     worker = sub.add_parser("worker", help="a Celery worker alone")
-    worker.add_argument("--queues", default="training,evaluation", help="comma-separated: training, evaluation")
+    worker.add_argument("--queues", default=None, help="comma-separated: training, evaluation (default: all)")
     worker.add_argument("--name", default=None, help="worker node name, e.g. gpu0@%%h")
     worker.set_defaults(func=cmd_worker)
 

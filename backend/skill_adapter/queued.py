@@ -48,7 +48,7 @@ class WorkKind:
     task: str  # the Celery task that runs it
     queue: str  # the broker queue it waits in
     child: str  # "module:function" run in the spawned child: ``(work_id, *, settings, worker_id) -> str``
-    process: str  # the child's name prefix and the word for it in messages ("training", "evaluation")
+    process: str  # the word for its child process in messages ("training", "evaluation")
     fail_code: str  # the error code of a failure without one
     crash_code: str  # the error code when the child dies without recording its end
     crash_advice: str  # what to try after such a death
@@ -188,6 +188,7 @@ EVALUATION = EvaluationKind(
 
 # The one place a kind of queued work is registered.
 KINDS: dict[str, WorkKind] = {kind.name: kind for kind in (TRAINING, EVALUATION)}
+QUEUES: tuple[str, ...] = tuple(dict.fromkeys(kind.queue for kind in KINDS.values()))  # what a worker consumes
 
 
 # The life cycle, over any kind. Keyword-only; each runs in the caller's transaction.

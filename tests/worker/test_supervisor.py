@@ -209,7 +209,7 @@ def test_the_kind_routes_the_message_not_the_id_prefix(quick: Settings) -> None:
         ("skill_adapter.train", ["job-without-a-telling-prefix"], "training"),
         ("skill_adapter.evaluate", ["job-without-a-telling-prefix"], "evaluation"),
     ]
-    with pytest.raises(AttributeError):  # an id without its kind cannot be sent
+    with pytest.raises(TypeError):  # an id without its kind cannot be sent
         sender("eval-000000000001")  # type: ignore[arg-type]
 
 

@@ -74,6 +74,8 @@ class Sender:
         self.requeue_after = settings.requeue_after_seconds
 
     def __call__(self, work_id: WorkId) -> None:
+        if not isinstance(work_id, WorkId):  # a bare id does not say which task runs it
+            raise TypeError(f"enqueue needs a WorkId (an id with its kind), got {work_id!r}")
         kind = KINDS[work_id.kind]
         self.app.send_task(kind.task, args=[str(work_id)], queue=kind.queue)
 

@@ -60,7 +60,7 @@ def supervise(kind: WorkKind, work_id: str, *, settings: Settings) -> str:
     child = multiprocessing.get_context("spawn").Process(
         target=_child_main,
         args=(kind.child, work_id, settings.model_dump(mode="json"), os.getpid(), worker_id),
-        name=f"{kind.process}-{work_id}",
+        name=f"{kind.task.rsplit('.', 1)[-1]}-{work_id}",  # train-<id>, evaluate-<id>: as the task
     )
     child.start()
     try:
