@@ -23,12 +23,13 @@ from typing import Any
 
 
 def run(skill_dirs: list[Path], *, prompts: int, new_tokens: int, epochs: int, lr: float, eval_tokens: int) -> None:
-    from skill_adapter import crud
+    from skill_adapter import crud, queued
     from skill_adapter.core.config import Settings
     from skill_adapter.core.db import init_db, session_scope
     from skill_adapter.evaluation.cases import held_out_cases
-    from skill_adapter.evaluation.jobs import evaluate
+    from skill_adapter.evaluation.runner import evaluate
     from skill_adapter.pipeline import run_claimed_job
+    from skill_adapter.queued import TRAINING
     from skill_adapter.schemas import TrainingParams
     from skill_adapter.service import create_training_job
 
@@ -72,7 +73,7 @@ def run(skill_dirs: list[Path], *, prompts: int, new_tokens: int, epochs: int, l
                     settings=settings,
                 )
                 job_id = job.id
-                crud.claim_job(session=session, job_id=job_id, worker_id="bench")
+                queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="bench")
             started = time.perf_counter()
             status = run_claimed_job(job_id, settings=settings, worker_id="bench")
             with session_scope(settings) as session:

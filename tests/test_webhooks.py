@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from skill_adapter import crud, webhooks
+from skill_adapter import crud, queued, webhooks
 from skill_adapter.core.config import ConfigError, Settings, load_settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import WebhookDelivery
+from skill_adapter.queued import TRAINING
 from tests.training.test_pipeline_lora import make_job
 from tests.webhook_receiver import wait_for, webhook_receiver
 
@@ -78,7 +79,7 @@ _queued_job = make_job  # the job row, queued; nothing runs it
 
 def _cancel(settings: Settings, job_id: str) -> None:
     with session_scope(settings) as session:
-        crud.request_cancel(session=session, job_id=job_id)
+        queued.request_cancel(session=session, kind=TRAINING, work=crud.get_job(session=session, job_id=job_id))
 
 
 def _events(settings: Settings, job_id: str) -> list[Any]:

@@ -28,7 +28,11 @@ def _die_with_parent() -> None:  # runs in the forked child before exec
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def worker_command(queues: str = "training,evaluation", name: str | None = None) -> list[str]:
+def worker_command(queues: str | None = None, name: str | None = None) -> list[str]:
+    """The Celery worker command line; by default it consumes every kind's queue (``queued.QUEUES``)."""
+    from skill_adapter.queued import QUEUES
+
+    queues = queues or ",".join(QUEUES)
     cmd = [
         sys.executable, "-m", "celery", "-A", "skill_adapter.worker.celery_app", "worker",
         "--pool=solo", "--concurrency=1", "-Q", queues, "--loglevel=INFO", "--without-gossip", "--without-mingle",
@@ -276,6 +280,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from skill_adapter.core.db import init_db, session_scope
     from skill_adapter.core.errors import SkillAdapterError
     from skill_adapter.pipeline import execute_job
+    from skill_adapter.queued import TRAINING, request_cancel
     from skill_adapter.schemas import TrainingParams
     from skill_adapter.service import create_training_job
 
@@ -335,7 +340,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 bar.set_postfix_str(f"epoch {job.current_epoch}/{job.total_epochs} {loss}" if training else "preparing")
     except KeyboardInterrupt:
         with session_scope(settings) as session:
-            crud.request_cancel(session=session, job_id=job_id)
+            request_cancel(session=session, kind=TRAINING, work=crud.get_job(session=session, job_id=job_id))
         runner.join()
     bar.close()
     with session_scope(settings) as session:
@@ -641,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_vllm.set_defaults(func=cmd_export_vllm)
 
     worker = sub.add_parser("worker", help="a Celery worker alone")
-    worker.add_argument("--queues", default="training,evaluation", help="comma-separated: training, evaluation")
+    worker.add_argument("--queues", default=None, help="comma-separated: training, evaluation (default: all)")
     worker.add_argument("--name", default=None, help="worker node name, e.g. gpu0@%%h")
     worker.set_defaults(func=cmd_worker)
 

@@ -1,15 +1,17 @@
-"""Keyword-only functions over the tables. ``claim_job`` is a compare-and-set."""
+"""Keyword-only functions over the tables: jobs, evaluations, logs, metrics, checkpoints, events.
+
+The life cycle of queued work (claim, lease, finish, cancel, requeue, sweep) is written once, over every kind,
+in ``queued.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from skill_adapter.core.errors import EvaluationNotFoundError, JobNotFoundError, JobStateError
+from skill_adapter.core.errors import EvaluationNotFoundError, JobNotFoundError
 from skill_adapter.models import Checkpoint, Evaluation, Job, JobEvent, LogLine, MetricPoint, utcnow
 
 # Events that webhooks announce: every terminal state, and (when the job opts in) each saved checkpoint.
@@ -96,71 +98,6 @@ def list_jobs(*, session: Session, limit: int, offset: int, caller: Caller | Non
     return session.scalars(query).all(), session.scalar(counted) or 0
 
 
-def mark_enqueued(*, session: Session, job_id: str) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
-
-
-def claim_job(*, session: Session, job_id: str, worker_id: str) -> bool:
-    """Move a queued job to running. False when someone else has it or it is no longer queued."""
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(
-            status="running",
-            started_at=func.coalesce(Job.started_at, now),
-            heartbeat_at=now,
-            worker_id=worker_id,
-            attempts=Job.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    attempt = session.scalar(select(Job.attempts).where(Job.id == job_id))
-    add_event(
-        session=session,
-        job_id=job_id,
-        type="started",
-        message=f"Started on worker {worker_id} (attempt {attempt})",
-        data={"worker_id": worker_id, "attempt": attempt},
-    )
-    return True
-
-
-def finish_job(
-    *,
-    session: Session,
-    job_id: str,
-    status: str,
-    error: dict[str, Any] | None = None,
-    adapter_path: str | None = None,
-    worker_id: str | None = None,
-) -> bool:
-    """Move a running job to a terminal status. False when it was not running any more (or, with
-    ``worker_id``, when another worker holds it now)."""
-    values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
-    if status == "succeeded":
-        values.update(progress=1.0, eta_seconds=0.0)
-    if error is None:  # a retried job that ends well drops the message about its earlier attempt
-        values.update(error_code=None, error_message=None)
-    else:
-        values["error_code"] = error.get("code", "training_failed")
-        values["error_message"] = error.get("message", "")
-    if adapter_path is not None:
-        values["adapter_path"] = adapter_path
-    conditions = [Job.id == job_id, Job.status == "running"]
-    if worker_id is not None:
-        conditions.append(Job.worker_id == worker_id)
-    result = session.execute(
-        update(Job).where(*conditions).values(**values).execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    add_terminal_event(session=session, job_id=job_id, status=status, error=error, adapter_path=adapter_path)
-    return True
-
-
 def add_terminal_event(
     *,
     session: Session,
@@ -189,75 +126,6 @@ def update_job(*, session: Session, job_id: str, **values: Any) -> None:
     """Write progress fields (and the heartbeat) of a running job."""
     values.setdefault("heartbeat_at", utcnow())
     session.execute(update(Job).where(Job.id == job_id).values(**values).execution_options(synchronize_session=False))
-
-
-def request_cancel(*, session: Session, job_id: str, caller: Caller | None = None) -> Job:
-    """Cancel a queued job at once, or flag a running one; idempotent; 409 for a finished job."""
-    job = get_job(session=session, job_id=job_id, caller=caller)
-    if job.status == "cancelled":
-        return job
-    if job.status in ("succeeded", "failed"):
-        raise JobStateError(f"Job {job_id} already {job.status}; only queued or running jobs can be cancelled")
-    cancelled_now = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(status="cancelled", finished_at=utcnow(), cancel_requested=True)
-        .execution_options(synchronize_session=False)
-    )
-    if cancelled_now.rowcount:  # type: ignore[attr-defined]
-        add_terminal_event(session=session, job_id=job_id, status="cancelled")
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running")
-        .values(cancel_requested=True)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(job)
-    return job
-
-
-def heartbeat(*, session: Session, job_id: str, worker_id: str) -> bool:
-    """Renew the lease of a running job held by ``worker_id``; False when the job was taken back."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.worker_id == worker_id)
-        .values(heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def expired_running_jobs(*, session: Session, lease: timedelta) -> Sequence[Job]:
-    """Running jobs whose worker has not sent a heartbeat within ``lease``."""
-    cutoff = utcnow() - lease
-    return session.scalars(
-        select(Job).where(Job.status == "running", func.coalesce(Job.heartbeat_at, Job.started_at) < cutoff)
-    ).all()
-
-
-def requeue_job(*, session: Session, job_id: str, worker_id: str | None) -> bool:
-    """Take a running job back from a worker that went silent (compare-and-set on its worker id)."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.worker_id == worker_id)
-        .values(status="queued", worker_id=None, enqueued_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    add_event(
-        session=session,
-        job_id=job_id,
-        type="requeued",
-        level="warning",
-        message=f"Worker {worker_id} stopped sending heartbeats; job requeued to resume from its last checkpoint",
-        data={"reason": "worker_lost", "worker_id": worker_id},
-    )
-    return True
-
-
-def is_cancel_requested(*, session: Session, job_id: str) -> bool:
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
 def add_log(*, session: Session, job_id: str, message: str, level: str = "INFO", step: int | None = None) -> None:
@@ -354,19 +222,7 @@ def list_checkpoints(*, session: Session, job_id: str) -> Sequence[Checkpoint]:
     return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)).all()
 
 
-def stale_queued_job_ids(*, session: Session, older_than: timedelta) -> list[str]:
-    """Queued jobs whose last enqueue (or creation) is older than ``older_than``: their message may be lost."""
-    cutoff: datetime = utcnow() - older_than
-    return list(
-        session.scalars(
-            select(Job.id)
-            .where(Job.status == "queued", func.coalesce(Job.enqueued_at, Job.created_at) < cutoff)
-            .order_by(Job.created_at)
-        ).all()
-    )
-
-
-# Evaluations: the same life cycle as a job (queued -> running -> succeeded | failed), their own rows.
+# Evaluations: queued work of their own kind (``queued.EVALUATION``), one per run over a job's adapter.
 
 
 def create_evaluation(
@@ -400,129 +256,3 @@ def list_evaluations(*, session: Session, job_id: str) -> Sequence[Evaluation]:
         .where(Evaluation.job_id == job_id)
         .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
     ).all()
-
-
-def cancel_evaluation(*, session: Session, evaluation_id: str, job_id: str, caller: Caller | None = None) -> Evaluation:
-    """Cancel a queued or running evaluation at once (a running one's worker sees it at its next heartbeat
-    and stops the process); idempotent; 409 for a finished one."""
-    evaluation = get_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id, caller=caller)
-    if evaluation.status == "cancelled":
-        return evaluation
-    if evaluation.status in ("succeeded", "failed"):
-        raise JobStateError(
-            f"Evaluation {evaluation_id} already {evaluation.status}; only queued or running evaluations can be "
-            "cancelled"
-        )
-    session.execute(
-        update(Evaluation)
-        .where(Evaluation.id == evaluation_id, Evaluation.status.in_(("queued", "running")))
-        .values(status="cancelled", finished_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(evaluation)
-    return evaluation
-
-
-def mark_evaluation_enqueued(*, session: Session, evaluation_id: str) -> None:
-    session.execute(update(Evaluation).where(Evaluation.id == evaluation_id).values(enqueued_at=utcnow()))
-
-
-def claim_evaluation(*, session: Session, evaluation_id: str, worker_id: str) -> bool:
-    """Compare-and-set queued -> running, as ``claim_job``."""
-    now = utcnow()
-    result = session.execute(
-        update(Evaluation)
-        .where(Evaluation.id == evaluation_id, Evaluation.status == "queued")
-        .values(
-            status="running",
-            started_at=now,
-            heartbeat_at=now,
-            worker_id=worker_id,
-            attempts=Evaluation.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def heartbeat_evaluation(*, session: Session, evaluation_id: str, worker_id: str, **values: Any) -> bool:
-    """Renew the lease (and write ``progress``); False when the evaluation was taken back."""
-    result = session.execute(
-        update(Evaluation)
-        .where(Evaluation.id == evaluation_id, Evaluation.status == "running", Evaluation.worker_id == worker_id)
-        .values(heartbeat_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def finish_evaluation(
-    *,
-    session: Session,
-    evaluation_id: str,
-    status: str,
-    report: dict[str, Any] | None = None,
-    report_path: str | None = None,
-    error: dict[str, Any] | None = None,
-) -> bool:
-    values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
-    if status == "succeeded":
-        values.update(progress=1.0, report=report, report_path=report_path)
-    if error is not None:
-        values.update(error_code=error.get("code", "evaluation_failed"), error_message=error.get("message", ""))
-    result = session.execute(
-        update(Evaluation)
-        .where(Evaluation.id == evaluation_id, Evaluation.status == "running")
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    job_id = session.scalar(select(Evaluation.job_id).where(Evaluation.id == evaluation_id))
-    if job_id is not None:
-        data: dict[str, Any] = {"evaluation_id": evaluation_id, "status": status, "report_path": report_path}
-        if error is not None:
-            data["error"] = {"code": values["error_code"], "message": values["error_message"]}
-        add_event(
-            session=session,
-            job_id=job_id,
-            type="evaluation_finished",
-            level="info" if status == "succeeded" else "error",
-            message=f"Evaluation {evaluation_id} {status}"
-            + (f": [{values['error_code']}] {values['error_message']}" if error is not None else ""),
-            data=data,
-        )
-    return True
-
-
-def expired_running_evaluations(*, session: Session, lease: timedelta) -> Sequence[Evaluation]:
-    cutoff = utcnow() - lease
-    return session.scalars(
-        select(Evaluation).where(
-            Evaluation.status == "running", func.coalesce(Evaluation.heartbeat_at, Evaluation.started_at) < cutoff
-        )
-    ).all()
-
-
-def requeue_evaluation(*, session: Session, evaluation_id: str, worker_id: str | None) -> bool:
-    result = session.execute(
-        update(Evaluation)
-        .where(Evaluation.id == evaluation_id, Evaluation.status == "running", Evaluation.worker_id == worker_id)
-        .values(status="queued", worker_id=None, enqueued_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def stale_queued_evaluation_ids(*, session: Session, older_than: timedelta) -> list[str]:
-    cutoff: datetime = utcnow() - older_than
-    return list(
-        session.scalars(
-            select(Evaluation.id)
-            .where(
-                Evaluation.status == "queued",
-                func.coalesce(Evaluation.enqueued_at, Evaluation.created_at) < cutoff,
-            )
-            .order_by(Evaluation.created_at)
-        ).all()
-    )

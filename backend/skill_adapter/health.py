@@ -21,9 +21,9 @@ from sqlalchemy import make_url, select, text
 
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import UPGRADE_COMMAND, get_engine, head_revision, safe_url, session_scope
+from skill_adapter.queued import QUEUES
 
 CHECK_TIMEOUT_SECONDS = 3.0
-QUEUES = ("training", "evaluation")  # worker/queue.py's TRAINING_QUEUE and EVALUATION_QUEUE
 
 # Bounded: a check stuck past its timeout holds a thread, never the caller.
 _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
@@ -211,7 +211,7 @@ def health_report(
     elif database["status"] == "ok" and not workers:
         warnings.append("no live worker: jobs stay queued until one starts (`skill-adapter worker`)")
     served = {queue for worker in workers for queue in worker["queues"]}
-    for queue in ("training", "evaluation"):
+    for queue in QUEUES:
         if workers and queue not in served:
             warnings.append(f"no live worker consumes the {queue} queue")
     ok = database["status"] == "ok" and broker["status"] == "ok"

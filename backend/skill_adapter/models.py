@@ -53,6 +53,8 @@ class QueuedWork:
     # The name of the API key that submitted it (null: submitted while no key existed, or before keys).
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by a cancel of running work: its supervisor stops the child and records ``cancelled``.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -74,7 +76,6 @@ class Job(QueuedWork, Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     current_epoch: Mapped[int] = mapped_column(Integer, default=0)
     total_epochs: Mapped[int] = mapped_column(Integer, default=0)

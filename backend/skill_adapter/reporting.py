@@ -16,9 +16,10 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
+from skill_adapter.queued import TRAINING
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class JobReporter:
         now = time.monotonic()
         if not self._cancelled and now - self._cancel_checked_at >= self._cancel_poll_seconds:
             self._cancel_checked_at = now
-            self._cancelled = db_call(self.settings, crud.is_cancel_requested, job_id=self.job_id)
+            self._cancelled = db_call(self.settings, queued.is_cancel_requested, kind=TRAINING, work_id=self.job_id)
         return self._cancelled
 
 

@@ -7,8 +7,6 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +18,12 @@ from skill_adapter.auth import Caller
 from skill_adapter.core.base_models import same_model
 from skill_adapter.core.budget import work_budget
 from skill_adapter.core.config import Settings
-from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import InvalidParameterError, PathOutsideRootError, SkillNotFoundError
 from skill_adapter.core.params import configured_defaults
 from skill_adapter.models import Job
 from skill_adapter.schemas import HYPERPARAMETERS, PARAM_RANGES, TrainingParams
 
 log = logging.getLogger(__name__)
-
-Enqueue = Callable[[str], None]
 
 
 def new_job_id() -> str:
@@ -381,100 +376,3 @@ def _round_robin(examples: list[Any], count: int) -> list[Any]:
         picked += [group[index] for group in groups.values() if index < len(group)][: count - len(picked)]
         index += 1
     return picked
-
-
-def enqueue_job(job_id: str, *, settings: Settings, enqueue: Enqueue, record: bool = True) -> bool:
-    """Send a committed job's id to the queue. A failure is logged; the sweeper tries again later.
-
-    ``record=False`` skips writing ``enqueued_at``: for a job sent right after its creation, ``created_at``
-    already dates the send for the sweeper, and the submission saves a second commit.
-    """
-    try:
-        enqueue(job_id)
-    except Exception as exc:  # the broker is down: the job row is safe, the sweeper re-sends it
-        log.warning("could not enqueue %s (%s); the sweeper will retry", job_id, exc)
-        return False
-    if not record:
-        return True
-    try:
-        with session_scope(settings) as session:
-            if job_id.startswith("eval-"):
-                crud.mark_evaluation_enqueued(session=session, evaluation_id=job_id)
-            else:
-                crud.mark_enqueued(session=session, job_id=job_id)
-    except Exception as exc:  # the job is committed and sent: at worst the sweeper sends it once more
-        log.warning("could not record the enqueue of %s (%s)", job_id, exc)
-    return True
-
-
-def sweep_queued(*, settings: Settings, enqueue: Enqueue, older_than: float | None = None) -> list[str]:
-    """Re-enqueue queued jobs whose message may have been lost. Duplicates are harmless: claims are CAS."""
-    age = timedelta(seconds=settings.requeue_after_seconds if older_than is None else older_than)
-    with session_scope(settings) as session:
-        job_ids = crud.stale_queued_job_ids(session=session, older_than=age)
-        job_ids += crud.stale_queued_evaluation_ids(session=session, older_than=age)
-    # A sender that sees its broker's queues (Redis) names the ids still waiting there: those are not lost.
-    waiting_job_ids = getattr(enqueue, "waiting_job_ids", None)
-    if job_ids and waiting_job_ids is not None:
-        waiting = waiting_job_ids() or set()
-        job_ids = [job_id for job_id in job_ids if job_id not in waiting]
-    sent = [job_id for job_id in job_ids if enqueue_job(job_id, settings=settings, enqueue=enqueue)]
-    if sent:
-        log.info("re-enqueued %d queued job(s): %s", len(sent), ", ".join(sent))
-    return sent
-
-
-def reap_expired(*, settings: Settings, enqueue: Enqueue) -> list[str]:
-    """Take back running jobs whose worker died: requeue them (they resume from their last complete
-    checkpoint) or, after ``MAX_ATTEMPTS`` attempts, fail them with ``worker_lost``."""
-    handled = []
-    with session_scope(settings) as session:
-        expired = crud.expired_running_jobs(session=session, lease=timedelta(seconds=settings.job_lease_seconds))
-        for job in expired:
-            if job.cancel_requested:
-                crud.finish_job(session=session, job_id=job.id, status="cancelled")
-            elif job.attempts >= settings.max_attempts:
-                crud.finish_job(
-                    session=session,
-                    job_id=job.id,
-                    status="failed",
-                    error={
-                        "code": "worker_lost",
-                        "message": f"The worker running this job stopped responding {job.attempts} time(s); "
-                        "giving up. See the job's logs for the last thing it did.",
-                    },
-                )
-            elif crud.requeue_job(session=session, job_id=job.id, worker_id=job.worker_id):
-                crud.add_log(
-                    session=session,
-                    job_id=job.id,
-                    level="WARNING",
-                    message=f"worker {job.worker_id} stopped sending heartbeats; job requeued "
-                    f"(attempt {job.attempts + 1} of {settings.max_attempts} will resume from the last checkpoint)",
-                )
-                handled.append(job.id)
-        handled += _reap_evaluations(session=session, settings=settings)
-    for job_id in handled:
-        enqueue_job(job_id, settings=settings, enqueue=enqueue)
-    return handled
-
-
-def _reap_evaluations(*, session: Session, settings: Settings) -> list[str]:
-    """Evaluations whose worker died: requeued (they start over), or failed after ``MAX_ATTEMPTS``."""
-    requeued = []
-    lease = timedelta(seconds=settings.job_lease_seconds)
-    for evaluation in crud.expired_running_evaluations(session=session, lease=lease):
-        if evaluation.attempts >= settings.max_attempts:
-            crud.finish_evaluation(
-                session=session,
-                evaluation_id=evaluation.id,
-                status="failed",
-                error={
-                    "code": "worker_lost",
-                    "message": f"The worker running this evaluation stopped responding {evaluation.attempts} "
-                    "time(s); giving up.",
-                },
-            )
-        elif crud.requeue_evaluation(session=session, evaluation_id=evaluation.id, worker_id=evaluation.worker_id):
-            requeued.append(evaluation.id)
-    return requeued

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
+from skill_adapter.queued import TRAINING
 from tests.api.test_training_routes import GUIDE_BODY, assert_error
 
 HELD_OUT = {
@@ -28,9 +29,11 @@ def succeeded_job(client: Any, settings: Settings, *, weights: str = "adapter_mo
     (out / "dataset").mkdir()
     (out / "dataset" / "held_out.jsonl").write_text(json.dumps(HELD_OUT) + "\n", encoding="utf-8")
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="test")
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="test")
         crud.update_job(session=session, job_id=job_id, output_dir=str(out))
-        crud.finish_job(session=session, job_id=job_id, status="succeeded", adapter_path=str(out / "final"))
+        queued.finish(
+            session=session, kind=TRAINING, work_id=job_id, status="succeeded", adapter_path=str(out / "final")
+        )
     return job_id
 
 

@@ -62,22 +62,29 @@ def test_life_cycle_events_of_a_lost_worker_and_a_failure(client: Any, settings:
 
     from sqlalchemy import update
 
-    from skill_adapter import crud
+    from skill_adapter import queued
     from skill_adapter.core.db import session_scope
     from skill_adapter.models import Job, utcnow
-    from skill_adapter.service import reap_expired
+    from skill_adapter.queued import TRAINING
+    from skill_adapter.worker.supervisor import reap_expired
 
     job_id = start(client).json()["job_id"]
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="host:1")
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="host:1")
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
     assert reap_expired(settings=settings, enqueue=lambda _id: None) == [job_id]
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="host:2")
-        assert crud.finish_job(
-            session=session, job_id=job_id, status="failed", error={"code": "out_of_memory", "message": "Try QLoRA"}
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="host:2")
+        assert queued.finish(
+            session=session,
+            kind=TRAINING,
+            work_id=job_id,
+            status="failed",
+            error={"code": "out_of_memory", "message": "Try QLoRA"},
         )
-        assert not crud.finish_job(session=session, job_id=job_id, status="succeeded")  # no second terminal event
+        assert not queued.finish(
+            session=session, kind=TRAINING, work_id=job_id, status="succeeded"
+        )  # no second terminal event
     page = events(client, job_id)["data"]
     assert [e["type"] for e in page] == ["created", "queued", "started", "requeued", "started", "failed"]
     assert page[3]["level"] == "warning" and page[3]["data"] == {"reason": "worker_lost", "worker_id": "host:1"}
@@ -88,16 +95,18 @@ def test_life_cycle_events_of_a_lost_worker_and_a_failure(client: Any, settings:
 
 
 def test_evaluation_finished_is_an_event_of_its_job(client: Any, settings: Any) -> None:
-    from skill_adapter import crud
+    from skill_adapter import crud, queued
     from skill_adapter.core.db import session_scope
+    from skill_adapter.queued import EVALUATION
 
     job_id = start(client).json()["job_id"]
     with session_scope(settings) as session:
         crud.create_evaluation(session=session, evaluation_id="eval-0123456789ab", job_id=job_id, params={})
-        assert crud.claim_evaluation(session=session, evaluation_id="eval-0123456789ab", worker_id="host:1")
-        crud.finish_evaluation(
+        assert queued.claim(session=session, kind=EVALUATION, work_id="eval-0123456789ab", worker_id="host:1")
+        queued.finish(
             session=session,
-            evaluation_id="eval-0123456789ab",
+            kind=EVALUATION,
+            work_id="eval-0123456789ab",
             status="failed",
             error={"code": "held_out_empty", "message": "no held-out examples"},
         )

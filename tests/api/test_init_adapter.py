@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
+from skill_adapter.queued import TRAINING
 from tests.api.test_training_routes import GUIDE_BODY, assert_error, start
 
 
@@ -18,8 +19,8 @@ def finished_job(client: Any, settings: Settings, tmp_path: Path, *, base: str, 
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="w")
-        crud.finish_job(session=session, job_id=job_id, status=status, adapter_path=str(adapter))
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="w")
+        queued.finish(session=session, kind=TRAINING, work_id=job_id, status=status, adapter_path=str(adapter))
     return job_id
 
 

@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from skill_adapter import auth, crud
+from skill_adapter import auth, crud, queued
 from skill_adapter.api.main import create_app
 from skill_adapter.cli import main as cli_main
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import ApiKey, Job
+from skill_adapter.queued import EVALUATION, TRAINING
 from tests.api.test_training_routes import GUIDE_BODY, assert_error
 from tests.own_postgres import own_postgres
 
@@ -186,19 +187,19 @@ def test_evaluations_can_be_cancelled_like_jobs(secure: TestClient, secure_setti
             crud.create_evaluation(
                 session=session, evaluation_id=f"eval-00000000000{n}", job_id=job_id, params={}, owner="alice"
             )
-        assert crud.claim_evaluation(session=session, evaluation_id="eval-000000000002", worker_id="w")
+        assert queued.claim(session=session, kind=EVALUATION, work_id="eval-000000000002", worker_id="w")
     base = f"/api/training/{job_id}/evaluations"
     for evaluation_id in ("eval-000000000001", "eval-000000000002"):  # queued, then running
         answer = secure.post(f"{base}/{evaluation_id}/cancel", headers=alice)
         assert answer.status_code == 202 and answer.json()["status"] == "cancelled"
         assert secure.post(f"{base}/{evaluation_id}/cancel", headers=alice).json()["status"] == "cancelled"
     with session_scope(secure_settings) as session:  # the worker's heartbeat now fails: it stops the process
-        assert not crud.heartbeat_evaluation(session=session, evaluation_id="eval-000000000002", worker_id="w")
+        assert not queued.renew_lease(session=session, kind=EVALUATION, work_id="eval-000000000002", worker_id="w")
         crud.create_evaluation(
             session=session, evaluation_id="eval-000000000003", job_id=job_id, params={}, owner="alice"
         )
-        crud.claim_evaluation(session=session, evaluation_id="eval-000000000003", worker_id="w")
-        crud.finish_evaluation(session=session, evaluation_id="eval-000000000003", status="succeeded", report={})
+        queued.claim(session=session, kind=EVALUATION, work_id="eval-000000000003", worker_id="w")
+        queued.finish(session=session, kind=EVALUATION, work_id="eval-000000000003", status="succeeded", report={})
     assert_error(secure.post(f"{base}/eval-000000000003/cancel", headers=alice), 409, "job_state_conflict")
 
 
@@ -277,7 +278,7 @@ def burst(secure_settings: Settings, keys: dict[str, dict[str, str]]) -> None:
     assert len(enqueued) == 8  # every accepted job was sent to the queue: nothing lost
     with session_scope(secure_settings) as session:
         bob_job = session.scalar(select(Job.id).where(Job.owner == "bob"))
-        assert bob_job in enqueued and crud.claim_job(session=session, job_id=str(bob_job), worker_id="w")
+        assert bob_job in enqueued and queued.claim(session=session, kind=TRAINING, work_id=str(bob_job), worker_id="w")
 
 
 # 4. The browser-safe edge ------------------------------------------------------------------------------

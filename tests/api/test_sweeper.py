@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.api.main import create_app
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
-from skill_adapter.service import sweep_queued
+from skill_adapter.queued import TRAINING
+from skill_adapter.worker.supervisor import sweep_queued
 
 
 def test_broker_down_still_accepts_and_sweeper_resends(settings: Settings) -> None:
@@ -32,7 +33,7 @@ def test_broker_down_still_accepts_and_sweeper_resends(settings: Settings) -> No
 def test_sweeper_ignores_jobs_that_left_the_queue(client: Any, settings: Settings) -> None:
     job_id = client.post("/api/training/start", json={"skill_path": "commit-messages"}).json()["job_id"]
     with session_scope(settings) as session:
-        crud.claim_job(session=session, job_id=job_id, worker_id="w")
+        queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="w")
     assert sweep_queued(settings=settings, enqueue=lambda _: None, older_than=0) == []
 
 
@@ -48,14 +49,14 @@ def _age_heartbeat(settings: Settings, job_id: str, seconds: float) -> None:
 
 
 def test_reaper_requeues_a_job_whose_worker_died_then_fails_it(client: Any, settings: Settings) -> None:
-    from skill_adapter.service import reap_expired
+    from skill_adapter.worker.supervisor import reap_expired
 
     settings = settings.model_copy(update={"job_lease_seconds": 30, "max_attempts": 2})
     job_id = client.post("/api/training/start", json={"skill_path": "commit-messages"}).json()["job_id"]
     sent: list[str] = []
 
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="w1")
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="w1")
     assert reap_expired(settings=settings, enqueue=sent.append) == []  # heartbeat is fresh
     _age_heartbeat(settings, job_id, 60)
     assert reap_expired(settings=settings, enqueue=sent.append) == [job_id]
@@ -63,9 +64,9 @@ def test_reaper_requeues_a_job_whose_worker_died_then_fails_it(client: Any, sett
     with session_scope(settings) as session:
         assert crud.get_job(session=session, job_id=job_id).status == "queued"
         # the old worker's lease is gone: its heartbeat and its finish are refused
-        assert not crud.heartbeat(session=session, job_id=job_id, worker_id="w1")
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="w2")
-        assert not crud.finish_job(session=session, job_id=job_id, status="succeeded", worker_id="w1")
+        assert not queued.renew_lease(session=session, kind=TRAINING, work_id=job_id, worker_id="w1")
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="w2")
+        assert not queued.finish(session=session, kind=TRAINING, work_id=job_id, status="succeeded", worker_id="w1")
 
     _age_heartbeat(settings, job_id, 60)
     assert reap_expired(settings=settings, enqueue=sent.append) == []
@@ -76,7 +77,7 @@ def test_reaper_requeues_a_job_whose_worker_died_then_fails_it(client: Any, sett
 
 
 def test_heartbeat_renews_the_lease_several_times_per_lease(settings: Settings) -> None:
-    from skill_adapter.pipeline import heartbeat_interval
+    from skill_adapter.worker.supervisor import heartbeat_interval
 
     assert heartbeat_interval(settings) == 5.0  # the default 60 s lease
     assert heartbeat_interval(settings.model_copy(update={"job_lease_seconds": 3})) == 0.75

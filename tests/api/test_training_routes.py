@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import Job
+from skill_adapter.queued import TRAINING
 
 GUIDE_BODY = {
     "skill_path": "commit-messages/SKILL.md",
@@ -128,17 +129,17 @@ def test_cancel_queued_job_then_again_then_finished(client: Any, settings: Setti
     assert client.post(f"/api/training/{job_id}/cancel").json()["status"] == "cancelled"
     other = start(client).json()["job_id"]
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=other, worker_id="t")
-        crud.finish_job(session=session, job_id=other, status="succeeded")
+        assert queued.claim(session=session, kind=TRAINING, work_id=other, worker_id="t")
+        queued.finish(session=session, kind=TRAINING, work_id=other, status="succeeded")
     assert_error(client.post(f"/api/training/{other}/cancel"), 409, "job_state_conflict")
 
 
 def test_claim_is_compare_and_set(client: Any, settings: Settings) -> None:
     job_id = start(client).json()["job_id"]
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="a")
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="a")
     with session_scope(settings) as session:
-        assert not crud.claim_job(session=session, job_id=job_id, worker_id="b")
+        assert not queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="b")
         job = session.scalars(select(Job).where(Job.id == job_id)).one()
         assert (job.status, job.worker_id, job.attempts) == ("running", "a", 1)
 

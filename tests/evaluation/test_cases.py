@@ -74,7 +74,7 @@ def test_evals_file_missing_or_not_json(tmp_path: Path) -> None:
 
 def test_adapter_folder_must_hold_safetensors_weights(tmp_path: Path) -> None:
     from skill_adapter.core.errors import EvaluationError
-    from skill_adapter.evaluation.jobs import check_adapter_folder
+    from skill_adapter.evaluation.adapters import check_adapter_folder
 
     with pytest.raises(EvaluationError) as info:
         check_adapter_folder(tmp_path)

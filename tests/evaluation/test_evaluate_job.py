@@ -18,12 +18,13 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.evaluation.jobs import create_evaluation, execute_evaluation
 from skill_adapter.pipeline import execute_job
+from skill_adapter.queued import EVALUATION
 from skill_adapter.schemas import TrainingParams
 from skill_adapter.service import create_training_job
 from tests.conftest import EXAMPLE_SKILLS
@@ -247,7 +248,11 @@ def test_a_running_evaluation_is_cancelled_and_its_process_stopped(trained: tupl
     while True:
         with session_scope(quick) as session:
             if crud.get_evaluation(session=session, evaluation_id=evaluation_id).status == "running":
-                crud.cancel_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id)
+                queued.request_cancel(
+                    session=session,
+                    kind=EVALUATION,
+                    work=crud.get_evaluation(session=session, evaluation_id=evaluation_id),
+                )
                 break
         assert time.monotonic() < deadline, "the evaluation was never claimed"
         time.sleep(0.05)

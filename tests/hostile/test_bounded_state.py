@@ -11,9 +11,10 @@ from sqlalchemy import text
 from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import get_engine, init_db, session_scope, upgrade_db
-from skill_adapter.service import sweep_queued
+from skill_adapter.queued import TRAINING, WorkId
 from skill_adapter.training.checkpoints import mark_complete, prune_checkpoints
 from skill_adapter.worker.queue import Sender
+from skill_adapter.worker.supervisor import sweep_queued
 
 
 def new_job(settings: Settings, job_id: str = "train-aaaaaaaaaaaa") -> str:
@@ -99,7 +100,7 @@ def test_the_sweeper_does_not_resend_what_the_embedded_broker_still_holds(settin
     settings = settings.model_copy(update={"requeue_after_seconds": 0.01})
     sender = Sender(settings)
     waiting, lost = new_job(settings, "train-cccccccccccc"), new_job(settings, "train-dddddddddddd")
-    sender(waiting)  # its message sits in the broker's folder; the other's was lost
+    sender(WorkId(waiting, TRAINING.name))  # its message sits in the broker's folder; the other's was lost
     queue = settings.broker_folder / "queue"
     assert len(list(queue.glob("*.msg"))) == 1
     assert sender.waiting_job_ids() == {waiting}

@@ -13,7 +13,7 @@ from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.evaluation.cases import held_out_cases
-from skill_adapter.evaluation.jobs import evaluate
+from skill_adapter.evaluation.runner import evaluate
 from skill_adapter.pipeline import execute_job
 from tests.training.test_pipeline_lora import make_job
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import execute_job
+from skill_adapter.queued import TRAINING
 from skill_adapter.training.checkpoints import latest_complete_checkpoint
 from tests.training.test_pipeline_lora import make_job
 
@@ -31,10 +32,12 @@ def test_cancel_a_running_job(settings: Settings, skills_root: Path) -> None:
     assert latest_complete_checkpoint(out) is not None, "training never reached a checkpoint"
 
     with session_scope(settings) as session:
-        crud.request_cancel(session=session, job_id=job_id)
+        queued.request_cancel(session=session, kind=TRAINING, work=crud.get_job(session=session, job_id=job_id))
     asked = time.monotonic()
     with session_scope(settings) as session:
-        crud.request_cancel(session=session, job_id=job_id)  # twice does no harm
+        queued.request_cancel(
+            session=session, kind=TRAINING, work=crud.get_job(session=session, job_id=job_id)
+        )  # twice does no harm
     runner.join(timeout=60)
     stopped_after = time.monotonic() - asked
     assert not runner.is_alive()
@@ -45,6 +48,11 @@ def test_cancel_a_running_job(settings: Settings, skills_root: Path) -> None:
         job = crud.get_job(session=session, job_id=job_id)
         assert job.status == "cancelled" and job.finished_at is not None
         assert job.step < job.total_steps
-        assert crud.request_cancel(session=session, job_id=job_id).status == "cancelled"  # and again after
+        assert (
+            queued.request_cancel(
+                session=session, kind=TRAINING, work=crud.get_job(session=session, job_id=job_id)
+            ).status
+            == "cancelled"
+        )  # and again after
     assert latest_complete_checkpoint(out) is not None, "the last checkpoint is kept"
     assert not (out / "final").exists()

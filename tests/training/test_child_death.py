@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import Job
 from skill_adapter.pipeline import execute_job, run_claimed_job
+from skill_adapter.queued import TRAINING
 from skill_adapter.training.checkpoints import latest_complete_checkpoint
 from tests.training.test_pipeline_lora import make_job
 
@@ -81,13 +82,13 @@ def test_a_killed_training_child_resumes_from_its_checkpoint(settings: Settings,
 
 
 def test_a_child_that_keeps_dying_fails_with_the_cause(settings: Settings, skills_root: Path) -> None:
-    from skill_adapter.pipeline import _record_end
+    from skill_adapter.worker.supervisor import _record_end
 
     settings = settings.model_copy(update={"max_attempts": 1})
     job_id = make_job(settings, skills_root, **PARAMS)
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="w")
-    assert _record_end(settings, job_id, -signal.SIGKILL, worker_id="w") == "failed"
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="w")
+    assert _record_end(settings, TRAINING, job_id, -signal.SIGKILL, worker_id="w") == "failed"
     with session_scope(settings) as session:
         job = crud.get_job(session=session, job_id=job_id)
     assert job.error_code == "worker_crashed" and "SIGKILL" in (job.error_message or "")
@@ -100,7 +101,7 @@ def test_a_diverging_run_fails_with_non_finite_loss(settings: Settings, skills_r
         job = crud.get_job(session=session, job_id=job_id)
         session.execute(update(Job).where(Job.id == job_id).values(config={**job.config, "lora_alpha": float("inf")}))
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="w")
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="w")
     # In this process (the training child's own entry point), to spare a process start.
     assert run_claimed_job(job_id, settings=settings, worker_id="w") == "failed"
     with session_scope(settings) as session:

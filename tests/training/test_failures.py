@@ -9,17 +9,18 @@ import pytest
 import torch
 from trl import SFTTrainer
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import run_claimed_job
+from skill_adapter.queued import TRAINING
 from tests.training.test_pipeline_lora import make_job
 
 
 def claimed_job(settings: Settings, skills_root: Path) -> str:
     job_id = make_job(settings, skills_root, num_epochs=1)
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="test")
+        assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id="test")
     return job_id
 
 

@@ -15,12 +15,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import execute_job
-from skill_adapter.service import reap_expired
+from skill_adapter.queued import TRAINING
 from skill_adapter.training.checkpoints import latest_complete_checkpoint
+from skill_adapter.worker.supervisor import reap_expired
 from tests.training.test_pipeline_lora import make_job
 
 pytestmark = pytest.mark.slow
@@ -99,7 +100,7 @@ def test_a_job_whose_worker_keeps_dying_fails_after_max_attempts(settings: Setti
     lease = settings.model_copy(update={"job_lease_seconds": 0.1, "max_attempts": 2})
     for attempt in (1, 2):
         with session_scope(settings) as session:
-            assert crud.claim_job(session=session, job_id=job_id, worker_id=f"dead-{attempt}")
+            assert queued.claim(session=session, kind=TRAINING, work_id=job_id, worker_id=f"dead-{attempt}")
             crud.update_job(session=session, job_id=job_id, heartbeat_at=crud.utcnow() - timedelta(seconds=5))
         reap_expired(settings=lease, enqueue=lambda _job_id: None)
     with session_scope(settings) as session:

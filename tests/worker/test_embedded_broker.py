@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from skill_adapter.core.config import Settings
+from skill_adapter.queued import TRAINING, WorkId
 from skill_adapter.worker.queue import create_celery, sender
 
 
@@ -17,7 +18,7 @@ def test_messages_and_broadcasts_stay_in_the_data_dir(
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     settings.prepare_dirs()
-    sender(settings)("train-000000000001")
+    sender(settings)(WorkId("train-000000000001", TRAINING.name))
     create_celery(settings).control.ping(timeout=0.2)  # a broadcast writes the exchange tables
     assert list(cwd.iterdir()) == []
     broker = settings.broker_folder

@@ -23,7 +23,7 @@ from skill_adapter.auth import (
     match_key,
 )
 from skill_adapter.core.config import Settings
-from skill_adapter.service import Enqueue
+from skill_adapter.worker.supervisor import Enqueue
 
 # The dependencies are async because they do no I/O: FastAPI runs a sync dependency on a worker thread, a trip
 # through the thread pool (a wait for a thread, then for the GIL) for a dictionary lookup.

@@ -20,7 +20,7 @@ from skill_adapter.api.routes import evaluation, openai_compat, skills, system, 
 from skill_adapter.core.config import Settings, load_settings
 from skill_adapter.core.db import get_engine, init_db, session_factory
 from skill_adapter.health import EmbeddedWorker
-from skill_adapter.service import Enqueue, reap_expired, sweep_queued
+from skill_adapter.worker.supervisor import Enqueue, reap_expired, sweep_queued
 
 log = logging.getLogger(__name__)
 

@@ -1,16 +1,13 @@
 """Evaluation as a queued job: accept (API), claim and run in a fresh process (worker), record the report.
 
-Torch-free at import: the API uses ``create_evaluation`` and ``check_adapter_folder``; the worker's
-child process imports ``runner`` (torch) only when it runs.
+Torch-free at import: the API uses ``create_evaluation``; the supervisor's child process runs
+``run_claimed_evaluation``, which imports ``runner`` (torch) only then. ``runner`` never imports this module.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
-import socket
 import traceback
 import uuid
 from pathlib import Path
@@ -18,38 +15,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from skill_adapter import crud
+from skill_adapter import crud, queued
 from skill_adapter.admission import admit
 from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
-from skill_adapter.core.db import session_scope
 from skill_adapter.core.errors import EvaluationError, InvalidParameterError, JobStateError, SkillAdapterError
+from skill_adapter.evaluation.adapters import check_adapter_folder
 from skill_adapter.evaluation.cases import EvalCase, held_out_cases, load_evals_file, parse_evals, skill_evals_file
-from skill_adapter.evaluation.report import ARM_TITLES, report_notes, to_markdown
-from skill_adapter.models import Evaluation
+from skill_adapter.evaluation.report import to_markdown
+from skill_adapter.models import Evaluation, Job
+from skill_adapter.queued import EVALUATION
+from skill_adapter.reporting import db_call
 
 log = logging.getLogger(__name__)
-
-PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-NOT_WEIGHTS = frozenset({"training_args.bin"})  # the Trainer's arguments, never loaded as weights
 
 
 def new_evaluation_id() -> str:
     return f"eval-{uuid.uuid4().hex[:12]}"
-
-
-def check_adapter_folder(path: Path) -> None:
-    """Refuse an adapter folder that is missing, incomplete, or holds pickled (non-safetensors) weights."""
-    if not (path / "adapter_config.json").is_file():
-        raise EvaluationError(f"No adapter at {path} (adapter_config.json is missing)", code="adapter_missing")
-    pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLED_WEIGHTS and p.name not in NOT_WEIGHTS)
-    if pickled or not (path / "adapter_model.safetensors").is_file():
-        raise EvaluationError(
-            f"The adapter in {path} is not stored as safetensors "
-            f"({', '.join(pickled) or 'no adapter_model.safetensors'}); weights are only loaded from "
-            "adapter_model.safetensors, never from pickle files",
-            code="adapter_not_safetensors",
-        )
 
 
 def create_evaluation(
@@ -106,77 +88,48 @@ def _cases(params: dict[str, Any], *, job_skill_path: Path, output_dir: Path) ->
 
 
 def execute_evaluation(evaluation_id: str, *, settings: Settings) -> str:
-    """Claim an evaluation and run it in a child process; returns its final status or ``skipped``."""
-    from skill_adapter.pipeline import heartbeat_interval
+    """Claim an evaluation and run it in a child process under the supervisor; its final status or ``skipped``."""
+    from skill_adapter.worker.supervisor import supervise
 
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    with session_scope(settings) as session:
-        if not crud.claim_evaluation(session=session, evaluation_id=evaluation_id, worker_id=worker_id):
-            return "skipped"
-    child = multiprocessing.get_context("spawn").Process(
-        target=_child_main,
-        args=(evaluation_id, settings.model_dump(mode="json"), os.getpid()),
-        name=f"evaluate-{evaluation_id}",
-    )
-    child.start()
-    while True:
-        child.join(timeout=heartbeat_interval(settings))
-        if not child.is_alive():
-            break
-        with session_scope(settings) as session:
-            if not crud.heartbeat_evaluation(session=session, evaluation_id=evaluation_id, worker_id=worker_id):
-                evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id)
-                if evaluation.status in ("running", "cancelled"):  # taken back by the reaper, or cancelled
-                    child.kill()
-                    child.join()
-                    return "cancelled" if evaluation.status == "cancelled" else "lost"
-    with session_scope(settings) as session:
-        crud.finish_evaluation(
-            session=session,
-            evaluation_id=evaluation_id,
-            status="failed",
-            error={
-                "code": "evaluation_crashed",
-                "message": f"The evaluation process exited unexpectedly (exit code {child.exitcode}); "
-                "if it ran out of memory, evaluate with a smaller limit or max_new_tokens",
-            },
-        )
-        return crud.get_evaluation(session=session, evaluation_id=evaluation_id).status
+    return supervise(EVALUATION, evaluation_id, settings=settings)
 
 
-def _child_main(evaluation_id: str, settings_data: dict[str, Any], parent_pid: int) -> None:
-    from skill_adapter.pipeline import _die_with_parent
-    from skill_adapter.quiet import silence_known_noise
+def run_claimed_evaluation(evaluation_id: str, *, settings: Settings, worker_id: str) -> str:
+    """Run an evaluation that ``worker_id`` claimed, in this process, and record its report or its error.
 
-    _die_with_parent(parent_pid)
-    silence_known_noise()
-    run_claimed_evaluation(evaluation_id, settings=Settings.model_validate(settings_data))
+    The evaluation kind's child entry point (``queued.EVALUATION.child``). Every database call is retried while
+    the database is unreachable; the end is recorded only while ``worker_id`` still holds the evaluation."""
 
-
-def run_claimed_evaluation(evaluation_id: str, *, settings: Settings) -> str:
-    """Run a claimed evaluation in this process and record its report or its error."""
-    with session_scope(settings) as session:
+    def read(*, session: Session) -> tuple[dict[str, Any], Job]:
         evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id)
         job = crud.get_job(session=session, job_id=evaluation.job_id)
-        params, job_id, worker_id = dict(evaluation.params), job.id, evaluation.worker_id or ""
-        job_config, skill_name = dict(job.config), job.skill_name
-        skill_path, adapter_path = Path(job.skill_path), Path(job.adapter_path or "")
-        output_dir = Path(job.output_dir or settings.checkpoint_dir / job_id)
+        session.expunge(job)
+        return dict(evaluation.params), job
+
+    params, job = db_call(settings, read)
+    job_id, job_config, skill_name = job.id, dict(job.config), job.skill_name
+    skill_path, adapter_path = Path(job.skill_path), Path(job.adapter_path or "")
+    output_dir = Path(job.output_dir or settings.checkpoint_dir / job_id)
 
     def note(message: str, level: str = "INFO") -> None:
-        with session_scope(settings) as session:
-            crud.add_log(session=session, job_id=job_id, message=f"evaluation {evaluation_id}: {message}", level=level)
+        db_call(settings, crud.add_log, job_id=job_id, message=f"evaluation {evaluation_id}: {message}", level=level)
 
     def progress(fraction: float) -> None:
-        with session_scope(settings) as session:
-            crud.heartbeat_evaluation(
-                session=session, evaluation_id=evaluation_id, worker_id=worker_id, progress=round(fraction * 0.99, 4)
-            )
+        db_call(
+            settings,
+            queued.renew_lease,
+            kind=EVALUATION,
+            work_id=evaluation_id,
+            worker_id=worker_id,
+            progress=round(fraction * 0.99, 4),
+        )
 
     folder = output_dir / "evaluations" / evaluation_id
     try:
         cases = _cases(params, job_skill_path=skill_path, output_dir=output_dir)
         note(f"{len(cases)} case(s) from {params['source']}, three arms, greedy, {params['max_new_tokens']} new tokens")
+        from skill_adapter.evaluation.runner import evaluate
+
         report = evaluate(
             cases,
             config=job_config,
@@ -210,67 +163,19 @@ def run_claimed_evaluation(evaluation_id: str, *, settings: Settings) -> str:
         status, report = "failed", None
         error = {"code": "evaluation_failed", "message": f"{type(exc).__name__}: {exc}"}
         note("failed:\n" + traceback.format_exc(), level="ERROR")
-    with session_scope(settings) as session:
-        crud.finish_evaluation(
-            session=session,
-            evaluation_id=evaluation_id,
-            status=status,
-            report=report,
-            report_path=str(folder / "report.md") if report else None,
-            error=error,
-        )
+    end: dict[str, Any] = {"report": report, "report_path": str(folder / "report.md")} if report else {}
+    db_call(
+        settings,
+        queued.finish,
+        kind=EVALUATION,
+        work_id=evaluation_id,
+        status=status,
+        error=error,
+        worker_id=worker_id,
+        **end,
+    )
     note(status + (f": [{error['code']}] {error['message']}" if error else f"; report in {folder / 'report.md'}"))
     return status
-
-
-def evaluate(
-    cases: list[EvalCase],
-    *,
-    config: dict[str, Any],
-    adapter_path: Path,
-    skill_text: str,
-    params: dict[str, Any],
-    progress: Any = None,
-) -> dict[str, Any]:
-    """Load the model with its adapter, run the three arms, and return the report (without ids)."""
-    from skill_adapter.evaluation.runner import (
-        GENERATION_BATCH,
-        Evaluator,
-        load_for_evaluation,
-        run_arms,
-        summarize,
-    )
-
-    model, tokenizer = load_for_evaluation(config, adapter_path)
-    evaluator = Evaluator(model, tokenizer, max_new_tokens=int(params["max_new_tokens"]))
-    result = run_arms(
-        evaluator,
-        cases,
-        skill_text=skill_text,
-        max_context_tokens=params.get("max_context_tokens"),
-        progress=progress,
-    )
-    report = {
-        "source": params["source"],
-        "limit": params.get("limit"),
-        "num_examples": len(cases),
-        "model": config["model"],
-        "adapter_path": str(adapter_path),
-        "generation": {
-            "do_sample": False,
-            "num_beams": 1,
-            "max_new_tokens": int(params["max_new_tokens"]),
-            "batch_size": GENERATION_BATCH,
-        },
-        "context_tokens": result["context_tokens"],
-        "skill": result["skill"],
-        "skill_truncated": result["skill"]["truncated"],
-        "elapsed_seconds": result["elapsed_seconds"],
-        "arm_titles": dict(ARM_TITLES),
-        **summarize(cases, result),
-    }
-    report["notes"] = report_notes(report)
-    return report
 
 
 def _write(path: Path, text: str) -> None:

@@ -19,8 +19,9 @@ import torch
 from peft import PeftModel
 
 from skill_adapter.evaluation import metrics
+from skill_adapter.evaluation.adapters import check_adapter_folder
 from skill_adapter.evaluation.cases import EvalCase, check
-from skill_adapter.evaluation.jobs import check_adapter_folder
+from skill_adapter.evaluation.report import ARM_TITLES, report_notes
 from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.hardware import detect_hardware
 from skill_adapter.training.model import load_base_model, load_tokenizer
@@ -306,3 +307,45 @@ def _example_score(example: dict[str, Any]) -> tuple[float, float]:
     adapter = example["outputs"]["adapter"]
     chrf = adapter["chrf"] if adapter["chrf"] is not None else 0.0
     return chrf, -float(adapter["perplexity"] or 0.0)
+
+
+def evaluate(
+    cases: list[EvalCase],
+    *,
+    config: dict[str, Any],
+    adapter_path: Path,
+    skill_text: str,
+    params: dict[str, Any],
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Load the model with its adapter, run the three arms, and return the report (without ids)."""
+    model, tokenizer = load_for_evaluation(config, adapter_path)
+    evaluator = Evaluator(model, tokenizer, max_new_tokens=int(params["max_new_tokens"]))
+    result = run_arms(
+        evaluator,
+        cases,
+        skill_text=skill_text,
+        max_context_tokens=params.get("max_context_tokens"),
+        progress=progress,
+    )
+    report = {
+        "source": params["source"],
+        "limit": params.get("limit"),
+        "num_examples": len(cases),
+        "model": config["model"],
+        "adapter_path": str(adapter_path),
+        "generation": {
+            "do_sample": False,
+            "num_beams": 1,
+            "max_new_tokens": int(params["max_new_tokens"]),
+            "batch_size": GENERATION_BATCH,
+        },
+        "context_tokens": result["context_tokens"],
+        "skill": result["skill"],
+        "skill_truncated": result["skill"]["truncated"],
+        "elapsed_seconds": result["elapsed_seconds"],
+        "arm_titles": dict(ARM_TITLES),
+        **summarize(cases, result),
+    }
+    report["notes"] = report_notes(report)
+    return report

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from peft import PeftModel
 
-from skill_adapter.evaluation.jobs import check_adapter_folder
+from skill_adapter.evaluation.adapters import check_adapter_folder
 from skill_adapter.serving.protocol import ServingError
 from skill_adapter.serving.text import first_stop, held_back
 from skill_adapter.training.convert import ensure_model

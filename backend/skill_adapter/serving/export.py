@@ -10,7 +10,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from skill_adapter.evaluation.jobs import check_adapter_folder
+from skill_adapter.evaluation.adapters import check_adapter_folder
 from skill_adapter.training.convert import ensure_model
 from skill_adapter.training.model import load_tokenizer
 

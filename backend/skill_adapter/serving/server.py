@@ -283,7 +283,7 @@ class Prepared:
 
 def _prepare(server: ModelServer, engine: Any, body: ChatCompletionRequest, owner: str | None = None) -> Prepared:
     """Resolve the model, render and measure the prompt, and load the adapter (may wait for the engine)."""
-    from skill_adapter.evaluation.jobs import check_adapter_folder
+    from skill_adapter.evaluation.adapters import check_adapter_folder
     from skill_adapter.serving.engine import Generation, engine_error
 
     adapter = server.catalog.resolve(body.model, owner=owner)

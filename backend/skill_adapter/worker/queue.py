@@ -16,11 +16,11 @@ from typing import Any
 from celery import Celery
 
 from skill_adapter.core.config import Settings
+from skill_adapter.queued import EVALUATION, KINDS, TRAINING, WorkId
 
-TRAIN_TASK = "skill_adapter.train"
-TRAINING_QUEUE = "training"
-EVALUATE_TASK = "skill_adapter.evaluate"
-EVALUATION_QUEUE = "evaluation"
+# Each kind of queued work has its task and its queue (``queued.KINDS``); these names are the two built in.
+TRAIN_TASK, TRAINING_QUEUE = TRAINING.task, TRAINING.queue
+EVALUATE_TASK, EVALUATION_QUEUE = EVALUATION.task, EVALUATION.queue
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -52,7 +52,7 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=TRAINING_QUEUE,
-        task_routes={TRAIN_TASK: {"queue": TRAINING_QUEUE}, EVALUATE_TASK: {"queue": EVALUATION_QUEUE}},
+        task_routes={kind.task: {"queue": kind.queue} for kind in KINDS.values()},
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
@@ -62,9 +62,9 @@ def create_celery(settings: Settings) -> Celery:
 
 
 class Sender:
-    """``enqueue(job_id)``: sends by task name (the API never imports the task code).
+    """``enqueue(work_id)``: sends by task name (the API never imports the task code).
 
-    Evaluation ids (``eval-…``) go to the evaluation queue, training job ids to the training queue.
+    The id's kind (``WorkId.kind``, a key of ``queued.KINDS``) names the task and the queue.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -73,11 +73,11 @@ class Sender:
         self._queue_folder = settings.broker_folder / "queue" if settings.uses_embedded_broker else None
         self.requeue_after = settings.requeue_after_seconds
 
-    def __call__(self, job_id: str) -> None:
-        if job_id.startswith("eval-"):
-            self.app.send_task(EVALUATE_TASK, args=[job_id], queue=EVALUATION_QUEUE)
-        else:
-            self.app.send_task(TRAIN_TASK, args=[job_id], queue=TRAINING_QUEUE)
+    def __call__(self, work_id: WorkId) -> None:
+        if not isinstance(work_id, WorkId):  # a bare id does not say which task runs it
+            raise TypeError(f"enqueue needs a WorkId (an id with its kind), got {work_id!r}")
+        kind = KINDS[work_id.kind]
+        self.app.send_task(kind.task, args=[str(work_id)], queue=kind.queue)
 
     def waiting_job_ids(self) -> set[str] | None:
         """The job ids whose messages wait in the broker's queues, or None where the broker cannot say.
@@ -94,7 +94,7 @@ class Sender:
         found: set[str] = set()
         with self.app.connection_for_write() as conn:
             client = conn.default_channel.client
-            for queue in (TRAINING_QUEUE, EVALUATION_QUEUE):
+            for queue in (kind.queue for kind in KINDS.values()):
                 # kombu keeps one list per priority step: "<queue>" and "<queue>\x06\x16<step>"
                 for key in (queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))):
                     found.update(filter(None, (_job_id_of(json.loads(raw)) for raw in client.lrange(key, 0, -1))))

@@ -1,22 +1,22 @@
-"""Celery tasks: a message (a job id) in, one call of the pipeline."""
+"""Celery tasks: one per kind of queued work (``queued.KINDS``), each a message (an id) in, one supervisor call."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from skill_adapter.core.config import get_settings
-from skill_adapter.pipeline import execute_job
+from skill_adapter.queued import KINDS, WorkKind
 from skill_adapter.worker.celery_app import app
-from skill_adapter.worker.queue import EVALUATE_TASK, TRAIN_TASK
+from skill_adapter.worker.supervisor import supervise
 
 
-@app.task(name=TRAIN_TASK)
-def train(job_id: str) -> str:
-    """Claim and run one training job; a redelivered message for a job already taken is a no-op."""
-    return execute_job(job_id, settings=get_settings())
+def _task_for(kind: WorkKind) -> Any:
+    @app.task(name=kind.task)
+    def run(work_id: str) -> str:
+        """Claim and run one piece of work; a redelivered message for work already taken is a no-op."""
+        return supervise(kind, work_id, settings=get_settings())
+
+    return run
 
 
-@app.task(name=EVALUATE_TASK)
-def evaluate(evaluation_id: str) -> str:
-    """Claim and run one evaluation; a redelivered message for one already taken is a no-op."""
-    from skill_adapter.evaluation.jobs import execute_evaluation
-
-    return execute_evaluation(evaluation_id, settings=get_settings())
+TASKS = {name: _task_for(kind) for name, kind in KINDS.items()}

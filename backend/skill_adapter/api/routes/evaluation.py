@@ -18,6 +18,7 @@ from skill_adapter.core.errors import EvaluationNotFoundError
 from skill_adapter.evaluation.jobs import create_evaluation
 from skill_adapter.models import Evaluation
 from skill_adapter.public_paths import PathShower, shower
+from skill_adapter.queued import EVALUATION, request_cancel
 from skill_adapter.schemas import (
     ErrorBody,
     EvaluateRequest,
@@ -26,7 +27,7 @@ from skill_adapter.schemas import (
     EvaluationsPublic,
     EvaluationSummary,
 )
-from skill_adapter.service import Enqueue, enqueue_job
+from skill_adapter.worker.supervisor import Enqueue, enqueue_work
 
 router = APIRouter(prefix="/api/training", tags=["evaluation"], responses=error_responses(400, 401, 403, 404, 422, 503))
 
@@ -93,7 +94,7 @@ def _accept(
     except BaseException:
         session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
         raise
-    enqueue_job(evaluation.id, settings=settings, enqueue=enqueue, record=False)
+    enqueue_work(EVALUATION, evaluation.id, settings=settings, enqueue=enqueue, record=False)
     return EvaluationCreated(
         evaluation_id=evaluation.id, job_id=job_id, status=evaluation.status, created_at=evaluation.created_at
     )
@@ -139,6 +140,7 @@ def cancel_evaluation(
 ) -> Any:
     """Cancel a queued or running evaluation (a running one's process is stopped); 409 for a finished one."""
     crud.get_job(session=session, job_id=job_id, caller=caller)
-    evaluation = crud.cancel_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id, caller=caller)
+    evaluation = crud.get_evaluation(session=session, evaluation_id=evaluation_id, job_id=job_id, caller=caller)
+    request_cancel(session=session, kind=EVALUATION, work=evaluation)
     session.commit()
     return EvaluationSummary(**_summary(evaluation, shower(settings)))

@@ -23,6 +23,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import InvalidParameterError
 from skill_adapter.models import Job
 from skill_adapter.public_paths import PathShower, shower
+from skill_adapter.queued import TRAINING, request_cancel
 from skill_adapter.schemas import (
     CheckpointPublic,
     CheckpointsPublic,
@@ -42,7 +43,7 @@ from skill_adapter.schemas import (
     TrainingParams,
     TrainingStartRequest,
 )
-from skill_adapter.service import Enqueue
+from skill_adapter.worker.supervisor import Enqueue, enqueue_work
 
 router = APIRouter(prefix="/api/training", tags=["training"], responses=error_responses(400, 401, 403, 422, 503))
 
@@ -188,7 +189,7 @@ def _accept(
         ):
             return _replayed(earlier)
         raise
-    service.enqueue_job(job.id, settings=settings, enqueue=enqueue, record=False)
+    enqueue_work(TRAINING, job.id, settings=settings, enqueue=enqueue, record=False)
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
 
 
@@ -345,6 +346,7 @@ def get_dataset(
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus, responses=error_responses(404, 409))
 def cancel_job(job_id: JobId, session: SessionDep, settings: SettingsDep, caller: CallerDep) -> Any:
     """Cancel a queued job at once or stop a running one at its next step; 409 for a finished job."""
-    job = crud.request_cancel(session=session, job_id=job_id, caller=caller)
+    job = crud.get_job(session=session, job_id=job_id, caller=caller)
+    request_cancel(session=session, kind=TRAINING, work=job)
     session.commit()
     return job_status(job, shower(settings))
