@@ -93,12 +93,13 @@ def test_health_says_the_default_model_is_converted_on_first_use_without_torch(t
 
 
 def test_health_counts_waiting_messages_per_queue(settings: Settings) -> None:
+    from skill_adapter.queued import EVALUATION, TRAINING, WorkId
     from skill_adapter.worker.queue import sender
 
     init_db(settings)
     enqueue = sender(settings)
-    for job_id in ("train-a", "train-b", "eval-c"):
-        enqueue(job_id)
+    for job_id, kind in (("train-a", TRAINING), ("train-b", TRAINING), ("eval-c", EVALUATION)):
+        enqueue(WorkId(job_id, kind.name))
     assert health_report(settings)["broker"]["messages"] == {"training": 2, "evaluation": 1}
 
 
@@ -223,6 +224,7 @@ def test_health_pings_a_real_redis(settings: Settings) -> None:
         redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.skip(f"no Redis on 127.0.0.1:6379: {exc}")
+    from skill_adapter.queued import EVALUATION, TRAINING, WorkId
     from skill_adapter.worker.queue import sender
 
     db = 15  # a database of its own on the machine's Redis, emptied before and after
@@ -232,8 +234,8 @@ def test_health_pings_a_real_redis(settings: Settings) -> None:
     init_db(on_redis)
     try:
         enqueue = sender(on_redis)
-        for job_id in ("train-a", "eval-b", "eval-c"):
-            enqueue(job_id)
+        for job_id, kind in (("train-a", TRAINING), ("eval-b", EVALUATION), ("eval-c", EVALUATION)):
+            enqueue(WorkId(job_id, kind.name))
         with TestClient(create_app(on_redis, enqueue=lambda _job_id: None, run_sweeper=False)) as test_client:
             response = test_client.get("/api/health")
     finally:

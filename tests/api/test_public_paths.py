@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from skill_adapter import crud, webhooks
+from skill_adapter import crud, queued, webhooks
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.public_paths import shower
@@ -40,12 +40,13 @@ def _finished(client: Any, settings: Settings, *, status: str, message: str = ""
     job_id = start(client).json()["job_id"]
     out = settings.checkpoint_dir.resolve() / job_id
     with session_scope(settings) as session:
-        assert crud.claim_job(session=session, job_id=job_id, worker_id="w")
+        assert queued.claim(session=session, kind=queued.TRAINING, work_id=job_id, worker_id="w")
         crud.add_log(session=session, job_id=job_id, message=f"dataset saved in {out / 'dataset'}")
         crud.add_log(session=session, job_id=job_id, message=f"parsing {settings.skills_root.resolve()}/x/SKILL.md")
-        crud.finish_job(
+        queued.finish(
             session=session,
-            job_id=job_id,
+            kind=queued.TRAINING,
+            work_id=job_id,
             status=status,
             adapter_path=str(out / "final") if status == "succeeded" else None,
             error={"code": "training_failed", "message": message} if message else None,
@@ -64,11 +65,12 @@ def test_job_answers_and_webhooks_name_no_absolute_server_path(client: Any, sett
             settings.checkpoint_dir.resolve() / good / "final"
         )
         crud.create_evaluation(session=session, evaluation_id="eval-1", job_id=good, params={})
-        assert crud.claim_evaluation(session=session, evaluation_id="eval-1", worker_id="w")
+        assert queued.claim(session=session, kind=queued.EVALUATION, work_id="eval-1", worker_id="w")
         report_folder = settings.checkpoint_dir.resolve() / good / "evaluations" / "eval-1"
-        crud.finish_evaluation(
+        queued.finish(
             session=session,
-            evaluation_id="eval-1",
+            kind=queued.EVALUATION,
+            work_id="eval-1",
             status="succeeded",
             report={"adapter_path": str(settings.checkpoint_dir.resolve() / good / "final")},
             report_path=str(report_folder / "report.md"),
