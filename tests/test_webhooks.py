@@ -14,8 +14,8 @@ from skill_adapter import crud, webhooks
 from skill_adapter.core.config import ConfigError, Settings, load_settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import WebhookDelivery
+from tests.helpers.webhook_receiver import wait_for, webhook_receiver
 from tests.training.test_pipeline_lora import make_job
-from tests.webhook_receiver import wait_for, webhook_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 

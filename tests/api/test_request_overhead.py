@@ -153,7 +153,7 @@ def test_a_submission_takes_one_trip_through_the_thread_pool(client: Any, thread
 
 @pytest.mark.services
 def test_a_postgres_session_closes_on_a_thread(settings: Settings) -> None:
-    from tests.own_postgres import own_postgres
+    from tests.helpers.own_postgres import own_postgres
 
     with own_postgres(settings) as pg:
         init_db(pg, upgrade=True)

@@ -19,7 +19,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import ApiKey, Job
 from tests.api.test_training_routes import GUIDE_BODY, assert_error
-from tests.own_postgres import own_postgres
+from tests.helpers.own_postgres import own_postgres
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.noise import foreign_lines
+from tests.helpers.noise import foreign_lines
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLE_SKILLS
-from tests.e2e.noise import NOISE_SEEN, foreign_lines
 from tests.e2e.test_guide_loop import free_port, service_env
+from tests.helpers.noise import NOISE_SEEN, foreign_lines
 
 pytestmark = pytest.mark.slow
 

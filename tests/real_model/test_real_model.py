@@ -22,8 +22,8 @@ import pytest
 
 from skill_adapter.core.base_models import converted_folder, is_converted, resolve_model
 from tests.conftest import EXAMPLE_SKILLS, REAL_MODEL
-from tests.e2e.noise import foreign_lines
 from tests.e2e.test_guide_loop import free_port, wait_for
+from tests.helpers.noise import foreign_lines
 
 CONVERT_PATIENCE = 900  # a conversion takes 25 s on idle cores, minutes on a crowded machine
 TRAIN_PATIENCE = 1800

@@ -24,7 +24,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import utcnow
 from tests.e2e.test_guide_loop import free_port
-from tests.serving.adapters import train_fixed_answer
+from tests.helpers.adapters import train_fixed_answer
 
 pytestmark = pytest.mark.slow
 

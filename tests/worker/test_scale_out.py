@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from skill_adapter.core.config import Settings
-from tests.own_postgres import own_postgres
+from tests.helpers.own_postgres import own_postgres
 
 REDIS_DB = 14  # a Redis database of this test's own on the machine's server, emptied before and after
 
