@@ -8,7 +8,7 @@ from typing import Any
 from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
-from tests.api.test_training_routes import GUIDE_BODY, assert_error
+from tests.helpers.api import GUIDE_BODY, assert_error
 
 HELD_OUT = {
     "prompt": [{"role": "user", "content": "How should a commit summary look?"}],

@@ -18,7 +18,7 @@ from skill_adapter.cli import main as cli_main
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import ApiKey, Job
-from tests.api.test_training_routes import GUIDE_BODY, assert_error
+from tests.helpers.api import GUIDE_BODY, assert_error
 from tests.helpers.own_postgres import own_postgres
 
 
