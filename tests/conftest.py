@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from skill_adapter.core.config import Settings
+from tests.helpers.paths import EXAMPLE_SKILLS, REAL_MODEL
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_SKILLS = REPO_ROOT / "skills"
-REAL_MODEL = "smollm2-135m-instruct"
 # Read before the hermetic fixture clears SKILL_ADAPTER_*: a folder that keeps converted built-in models
 # between pytest runs (each conversion costs half a minute to two minutes and 540 MB).
 TEST_MODELS_DIR = os.environ.get("SKILL_ADAPTER_TEST_MODELS_DIR", "")

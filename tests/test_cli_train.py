@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from skill_adapter.cli import main
-from tests.conftest import EXAMPLE_SKILLS
+from tests.helpers.paths import EXAMPLE_SKILLS
 
 pytestmark = pytest.mark.slow
 

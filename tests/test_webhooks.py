@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,8 @@ from skill_adapter.core.config import ConfigError, Settings, load_settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import WebhookDelivery
 from skill_adapter.queued import TRAINING
-from tests.training.test_pipeline_lora import make_job
-from tests.webhook_receiver import wait_for, webhook_receiver
-
-SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+from tests.helpers.jobs import make_job
+from tests.helpers.webhook_receiver import SECRET, wait_for, webhook_receiver
 
 
 def test_signature_matches_the_standard_webhooks_reference_vector() -> None:

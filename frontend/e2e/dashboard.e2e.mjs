@@ -7,21 +7,24 @@
 // to refresh the documentation's pictures), E2E_KEEP=1 keeps the service's temporary folder.
 // Prints "N passed, N failed" at the end and exits non-zero when a step failed.
 
-import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
+import {
+  chromiumPath,
+  dist,
+  expect,
+  freePort,
+  serviceEnv,
+  skillFile,
+  startService,
+  stepRunner,
+  stopService,
+} from './service.mjs'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const axeScript = join(here, '..', 'node_modules', 'axe-core', 'axe.min.js')
-const frontend = resolve(here, '..')
-const repo = resolve(frontend, '..')
-const dist = join(frontend, 'dist')
-const skillFile = join(repo, 'skills', 'commit-messages', 'SKILL.md')
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium'
+const axeScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'axe-core', 'axe.min.js')
 const work = mkdtempSync(join(tmpdir(), 'dashboard-e2e-'))
 const shots = resolve(process.env.SCREENSHOT_DIR ?? join(work, 'screenshots'))
 mkdirSync(shots, { recursive: true })
@@ -29,79 +32,7 @@ mkdirSync(shots, { recursive: true })
 const TRAIN_TIMEOUT = 300_000
 const EVAL_TIMEOUT = 300_000
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', fail)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => ok(port))
-    })
-  })
-}
-
-async function startService(port) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SKILL_ADAPTER_')))
-  Object.assign(env, {
-    SKILL_ADAPTER_MODEL: 'tiny', // the embedded toy model: the browser test checks the dashboard, not a model
-    SKILL_ADAPTER_DATA_DIR: join(work, 'data'),
-    SKILL_ADAPTER_CHECKPOINT_DIR: join(work, 'checkpoints'),
-    SKILL_ADAPTER_SKILLS_ROOT: join(repo, 'skills'),
-    SKILL_ADAPTER_DASHBOARD_DIR: dist,
-    SKILL_ADAPTER_SAVE_STEPS: '5',
-    SKILL_ADAPTER_SWEEP_INTERVAL_SECONDS: '2',
-    CUDA_VISIBLE_DEVICES: '',
-    HF_HUB_OFFLINE: '1',
-    TOKENIZERS_PARALLELISM: 'false',
-    OMP_NUM_THREADS: '2',
-  })
-  const python = process.env.SKILL_ADAPTER_PYTHON
-  const [cmd, args] = python
-    ? [python, ['-m', 'skill_adapter.cli', 'serve', '--port', String(port)]]
-    : ['uv', ['run', '--project', repo, 'skill-adapter', 'serve', '--port', String(port)]]
-  const log = []
-  const proc = spawn(cmd, args, { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  for (const stream of [proc.stdout, proc.stderr]) stream.on('data', (chunk) => log.push(chunk.toString()))
-  const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 90_000
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`the service exited with ${proc.exitCode}:\n${log.join('')}`)
-    try {
-      const response = await fetch(`${base}/api/health`)
-      if (response.ok) return { proc, base, log }
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 300))
-  }
-  throw new Error(`the service did not answer /api/health in 90 s:\n${log.join('')}`)
-}
-
-function stopService(proc) {
-  if (!proc || proc.exitCode !== null) return Promise.resolve()
-  return new Promise((ok) => {
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-proc.pid, 'SIGKILL')
-      } catch {
-        // already gone
-      }
-      ok()
-    }, 15_000)
-    proc.on('exit', () => {
-      clearTimeout(timer)
-      ok()
-    })
-    try {
-      process.kill(-proc.pid, 'SIGINT')
-    } catch {
-      ok()
-    }
-  })
-}
-
-const results = []
+const { step, reportSetupError, finish } = stepRunner()
 let page
 /** A full-page picture, with the mouse out of the way so that no chart shows a tooltip. */
 async function screenshot(name) {
@@ -127,29 +58,13 @@ async function expectAccessible(view) {
   expect(problems.length === 0, `${view} has accessibility problems:\n${problems.join('\n')}`)
 }
 
-async function step(name, fn) {
-  const started = Date.now()
-  try {
-    await fn()
-    results.push({ name, ok: true })
-    console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
-  } catch (err) {
-    results.push({ name, ok: false })
-    console.log(`FAIL ${name}: ${err instanceof Error ? err.stack : err}`)
-    throw err
-  }
-}
-
-function expect(condition, message) {
-  if (!condition) throw new Error(message)
-}
-
 let service
 let browser
 let failed = false
 try {
   expect(existsSync(join(dist, 'index.html')), `${dist} has no index.html: run npm run build first`)
-  service = await startService(await freePort())
+  const env = serviceEnv(work, { SKILL_ADAPTER_SAVE_STEPS: '5', SKILL_ADAPTER_SWEEP_INTERVAL_SECONDS: '2' })
+  service = await startService({ work, env, port: await freePort() })
   browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] })
   page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
   const consoleErrors = []
@@ -344,15 +259,12 @@ try {
   expect(consoleErrors.length === 0, `errors in the page: ${consoleErrors.join('\n')}`)
 } catch (err) {
   failed = true
-  if (!results.some((r) => !r.ok)) console.log(`FAIL setup: ${err instanceof Error ? err.stack : err}`)
+  reportSetupError(err)
   if (service) console.log(`--- service log (last 4000 chars) ---\n${service.log.join('').slice(-4000)}`)
 } finally {
   if (browser) await browser.close()
   await stopService(service?.proc)
   if (process.env.E2E_KEEP !== '1') rmSync(work, { recursive: true, force: true })
 }
-const passed = results.filter((r) => r.ok).length
-const failures = results.length - passed + (failed && results.every((r) => r.ok) ? 1 : 0)
 console.log(`screenshots: ${shots}`)
-console.log(`${passed} passed, ${failures} failed`)
-process.exit(failures ? 1 : 0)
+finish(failed)

@@ -7,49 +7,29 @@
 // and that a page on another origin changes nothing. Environment as dashboard.e2e.mjs (CHROMIUM,
 // SKILL_ADAPTER_PYTHON). Prints "N passed, N failed" at the end.
 
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { chromium } from 'playwright-core'
+import {
+  chromiumPath,
+  cli,
+  dist,
+  expect,
+  freePort,
+  serviceEnv,
+  skillFile,
+  startService,
+  stepRunner,
+  stopService,
+} from './service.mjs'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const frontend = resolve(here, '..')
-const repo = resolve(frontend, '..')
-const dist = join(frontend, 'dist')
-const skillFile = join(repo, 'skills', 'commit-messages', 'SKILL.md')
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium'
 const work = mkdtempSync(join(tmpdir(), 'keys-e2e-'))
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', fail)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => ok(port))
-    })
-  })
-}
-
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SKILL_ADAPTER_')))
-Object.assign(env, {
-  SKILL_ADAPTER_MODEL: 'tiny',
-  SKILL_ADAPTER_DATA_DIR: join(work, 'data'),
-  SKILL_ADAPTER_CHECKPOINT_DIR: join(work, 'checkpoints'),
-  SKILL_ADAPTER_SKILLS_ROOT: join(repo, 'skills'),
-  SKILL_ADAPTER_DASHBOARD_DIR: dist,
+const env = serviceEnv(work, {
   SKILL_ADAPTER_SUBMISSIONS_PER_MINUTE: '1', // the second submission meets the 429
   SKILL_ADAPTER_KEYS_CACHE_SECONDS: '0',
-  CUDA_VISIBLE_DEVICES: '',
-  HF_HUB_OFFLINE: '1',
 })
-const python = process.env.SKILL_ADAPTER_PYTHON
-const cli = (args) =>
-  python ? [python, ['-m', 'skill_adapter.cli', ...args]] : ['uv', ['run', '--project', repo, 'skill-adapter', ...args]]
 
 function createKey(name) {
   const [cmd, args] = cli(['keys', 'create', name])
@@ -58,42 +38,7 @@ function createKey(name) {
   return result.stdout.trim().split('\n').at(-1)
 }
 
-async function startService(port) {
-  const [cmd, args] = cli(['serve', '--no-worker', '--port', String(port)])
-  const log = []
-  const proc = spawn(cmd, args, { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  for (const stream of [proc.stdout, proc.stderr]) stream.on('data', (chunk) => log.push(chunk.toString()))
-  const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 90_000
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`the service exited with ${proc.exitCode}:\n${log.join('')}`)
-    try {
-      if ((await fetch(`${base}/api/health`)).ok) return { proc, base, port, log }
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 300))
-  }
-  throw new Error(`the service did not answer /api/health in 90 s:\n${log.join('')}`)
-}
-
-const results = []
-async function step(name, fn) {
-  const started = Date.now()
-  try {
-    await fn()
-    results.push({ name, ok: true })
-    console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
-  } catch (err) {
-    results.push({ name, ok: false })
-    console.log(`FAIL ${name}: ${err instanceof Error ? err.stack : err}`)
-    throw err
-  }
-}
-
-function expect(condition, message) {
-  if (!condition) throw new Error(message)
-}
+const { step, reportSetupError, finish } = stepRunner()
 
 let service
 let browser
@@ -102,7 +47,7 @@ try {
   expect(existsSync(join(dist, 'index.html')), `${dist} has no index.html: run npm run build first`)
   const key = createKey('e2e')
   expect(key.startsWith('sa_'), `keys create did not print a key last: ${key}`)
-  service = await startService(await freePort())
+  service = await startService({ work, env, port: await freePort(), extraArgs: ['--no-worker'] })
   const jobCount = async () => {
     const answer = await fetch(`${service.base}/api/training`, { headers: { Authorization: `Bearer ${key}` } })
     return (await answer.json()).count
@@ -173,20 +118,11 @@ try {
   })
 } catch (err) {
   failed = true
-  if (!results.some((r) => !r.ok)) console.log(`FAIL setup: ${err instanceof Error ? err.stack : err}`)
+  reportSetupError(err)
   if (service) console.log(`--- service log (last 4000 chars) ---\n${service.log.join('').slice(-4000)}`)
 } finally {
   if (browser) await browser.close()
-  if (service && service.proc.exitCode === null) {
-    try {
-      process.kill(-service.proc.pid, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
+  await stopService(service?.proc)
   rmSync(work, { recursive: true, force: true })
 }
-const passed = results.filter((r) => r.ok).length
-const failures = results.length - passed + (failed && results.every((r) => r.ok) ? 1 : 0)
-console.log(`${passed} passed, ${failures} failed`)
-process.exit(failures ? 1 : 0)
+finish(failed)

@@ -9,7 +9,7 @@ from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.queued import TRAINING
-from tests.api.test_training_routes import GUIDE_BODY, assert_error
+from tests.helpers.api import GUIDE_BODY, assert_error
 
 HELD_OUT = {
     "prompt": [{"role": "user", "content": "How should a commit summary look?"}],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.test_training_routes import GUIDE_BODY, assert_error, start
+from tests.helpers.api import GUIDE_BODY, assert_error, start
 
 
 def events(client: Any, job_id: str, **params: Any) -> dict[str, Any]:

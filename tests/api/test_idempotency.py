@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import Job
-from tests.api.test_training_routes import GUIDE_BODY, assert_error
+from tests.helpers.api import GUIDE_BODY, assert_error
 
 
 def rows(settings: Settings) -> int:

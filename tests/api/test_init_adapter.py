@@ -10,7 +10,7 @@ from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.queued import TRAINING
-from tests.api.test_training_routes import GUIDE_BODY, assert_error, start
+from tests.helpers.api import GUIDE_BODY, assert_error, start
 
 
 def finished_job(client: Any, settings: Settings, tmp_path: Path, *, base: str, status: str = "succeeded") -> str:

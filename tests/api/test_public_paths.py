@@ -12,7 +12,7 @@ from skill_adapter import crud, queued, webhooks
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.public_paths import shower
-from tests.api.test_training_routes import start
+from tests.helpers.api import start
 
 
 def test_paths_under_a_root_are_shown_relative_to_it(tmp_path: Path) -> None:

@@ -148,12 +148,12 @@ def test_an_uncommitted_sqlite_write_closes_on_a_thread(settings: Settings) -> N
 
 def test_a_submission_takes_one_trip_through_the_thread_pool(client: Any, thread_trips: list[str]) -> None:
     assert client.post("/api/training/start", json=BODY).status_code == 202
-    assert thread_trips == ["_accept"]  # the settings and the enqueue function come without a thread
+    assert thread_trips == ["submit_training_job"]  # the settings and the enqueue function come without a thread
 
 
 @pytest.mark.services
 def test_a_postgres_session_closes_on_a_thread(settings: Settings) -> None:
-    from tests.own_postgres import own_postgres
+    from tests.helpers.own_postgres import own_postgres
 
     with own_postgres(settings) as pg:
         init_db(pg, upgrade=True)

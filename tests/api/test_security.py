@@ -19,8 +19,8 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import ApiKey, Job
 from skill_adapter.queued import EVALUATION, TRAINING
-from tests.api.test_training_routes import GUIDE_BODY, assert_error
-from tests.own_postgres import own_postgres
+from tests.helpers.api import GUIDE_BODY, assert_error
+from tests.helpers.own_postgres import own_postgres
 
 
 @pytest.fixture

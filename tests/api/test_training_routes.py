@@ -14,26 +14,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.models import Job
 from skill_adapter.queued import TRAINING
-
-GUIDE_BODY = {
-    "skill_path": "commit-messages/SKILL.md",
-    "adapter_type": "lora",
-    "num_epochs": 3,
-    "learning_rate": 2e-4,
-    "batch_size": 4,
-}
-
-
-def start(client: Any, body: Any = None, **kw: Any) -> Any:
-    return client.post("/api/training/start", json=GUIDE_BODY if body is None else body, **kw)
-
-
-def assert_error(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    error = resp.json()["error"]
-    assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    return error
+from tests.helpers.api import GUIDE_BODY, assert_error, start
 
 
 def test_start_training_answers_202_like_the_guide(client: Any, enqueued: list[str], settings: Settings) -> None:

@@ -14,14 +14,8 @@ from skill_adapter import crud
 from skill_adapter.api.uploads import MAX_ARCHIVE, MAX_SKILL_MD
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
+from tests.helpers.api import SKILL, assert_error, upload
 
-SKILL = (
-    "---\nname: tea-brewing\ndescription: Brews tea properly. Use when the user asks how to make tea or "
-    "wants a brewing time.\n---\n\n# Tea brewing\n\nGood tea depends on water temperature and time more "
-    "than on the leaves.\n\n## Steps\n\n1. Boil fresh water.\n2. Let it cool to 80 C for green tea.\n"
-    "3. Steep for three minutes.\n\n## Rules\n\n- Never squeeze the bag.\n- Warm the pot first.\n\n"
-    "See [the chart](references/chart.md).\n"
-)
 CHART = "# Temperatures\n\nGreen tea wants 80 C water. Black tea wants water just off the boil, 95 C.\n"
 
 
@@ -42,17 +36,6 @@ def targz_bytes(files: dict[str, str]) -> bytes:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def upload(client: Any, url: str, filename: str, content: bytes, **fields: Any) -> Any:
-    return client.post(url, files={"file": (filename, content)}, data={k: str(v) for k, v in fields.items()})
-
-
-def assert_error(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    error = resp.json()["error"]
-    assert error["code"] == code and error["message"]
-    return error
 
 
 def stored_job(settings: Settings, job_id: str) -> Any:

@@ -26,7 +26,7 @@ from skill_adapter.core.db import (
     upgrade_db,
 )
 from skill_adapter.models import Base
-from tests.own_postgres import own_postgres
+from tests.helpers.own_postgres import own_postgres
 
 TABLES = {"jobs", "log_lines", "metric_points", "checkpoints", "evaluations", "workers"}
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,90 +14,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.noise import foreign_lines
+from tests.helpers.api import GUIDE_BODY
+from tests.helpers.noise import foreign_lines
+from tests.helpers.processes import JOB_PATIENCE, CliProcess, running_serve, service_env, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 
-GUIDE_BODY = {
-    "skill_path": "commit-messages/SKILL.md",
-    "adapter_type": "lora",
-    "num_epochs": 3,
-    "learning_rate": 2e-4,
-    "batch_size": 4,
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def service_env(tmp_path: Path, skills_root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILL_ADAPTER_")}
-    env.update(
-        SKILL_ADAPTER_MODEL="tiny",
-        SKILL_ADAPTER_DATA_DIR=str(tmp_path / "data"),
-        SKILL_ADAPTER_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
-        SKILL_ADAPTER_SKILLS_ROOT=str(skills_root),
-        SKILL_ADAPTER_SAVE_STEPS="10",
-        SKILL_ADAPTER_SWEEP_INTERVAL_SECONDS="2",
-        CUDA_VISIBLE_DEVICES="",
-        HF_HUB_OFFLINE="1",
-        OMP_NUM_THREADS="2",
-    )
-    return env
-
 
 @pytest.fixture
-def service(tmp_path: Path, skills_root: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    log = (tmp_path / "service.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
-        env=service_env(tmp_path, skills_root),
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("service did not start:\n" + (tmp_path / "service.log").read_text())
-    try:
-        yield base, proc
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+def service(tmp_path: Path, skills_root: Path) -> Iterator[tuple[str, CliProcess]]:
+    with running_serve(env=service_env(tmp_path, skills_root), cwd=tmp_path) as (base, process):
+        yield base, process
 
 
-def wait_for(base: str, job_id: str, statuses: set[str], timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    seen_running = False
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{base}/api/training/{job_id}/status", timeout=5).json()
-        seen_running |= status["status"] == "running"
-        if status["status"] in statuses:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} stuck: {status}")
-
-
-def test_guide_curl_trains_an_adapter_that_peft_loads(
-    service: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
-) -> None:
+def test_guide_curl_trains_an_adapter_that_peft_loads(service: tuple[str, CliProcess], tmp_path: Path) -> None:
     base, _ = service
     # Exactly the guide's curl: a JSON body with Content-Type: application/json.
     resp = httpx.post(
@@ -111,7 +39,7 @@ def test_guide_curl_trains_an_adapter_that_peft_loads(
     job_id = resp.json()["job_id"]
     assert resp.json()["status"] == "queued"
 
-    status = wait_for(base, job_id, {"succeeded", "failed", "cancelled"})
+    status = wait_for_job(base, job_id, {"succeeded", "failed", "cancelled"})
     logs = httpx.get(f"{base}/api/training/{job_id}/logs", params={"limit": 1000}).json()
     assert status["status"] == "succeeded", (status, [ln["message"] for ln in logs["lines"]][-20:])
     # serve, its embedded worker and the training process printed no warning that is not ours
@@ -168,87 +96,33 @@ print("LOADED", type(model).__name__)
 def test_queued_job_survives_a_service_restart(tmp_path: Path, skills_root: Path) -> None:
     """A job accepted while no worker runs is picked up by the next service start (sweeper)."""
     env = service_env(tmp_path, skills_root)
-    port = free_port()
-    api_only = subprocess.Popen(
-        [sys.executable, "-m", "skill_adapter.cli", "serve", "--no-worker", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{base}/api/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        body = {**GUIDE_BODY, "num_epochs": 1}
-        job_id = httpx.post(f"{base}/api/training/start", json=body).json()["job_id"]
-    finally:
-        api_only.kill()  # dies hard: the job is queued, its message may or may not be in the broker
-        api_only.wait()
+    with running_serve("--no-worker", env=env, cwd=tmp_path) as (base, api_only):
+        job_id = httpx.post(f"{base}/api/training/start", json={**GUIDE_BODY, "num_epochs": 1}).json()["job_id"]
+        api_only.proc.kill()  # dies hard: the job is queued, its message may or may not be in the broker
     # Lose the broker's copy too: only the job row remains.
     for msg in (tmp_path / "data" / "broker" / "queue").glob("*"):
         msg.unlink()
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{base}/api/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert wait_for(base, job_id, {"succeeded", "failed"})["status"] == "succeeded"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-
-
-def start_service(env: dict[str, str], cwd: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                return base, proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("service did not start")
+    with running_serve(env=env, cwd=tmp_path) as (base, _):
+        assert wait_for_job(base, job_id, {"succeeded", "failed"})["status"] == "succeeded"
 
 
 def test_running_job_resumes_after_the_whole_service_is_killed(tmp_path: Path, skills_root: Path) -> None:
     """kill -9 of `skill-adapter serve` mid-training; the next start takes the job back and resumes it."""
     env = {**service_env(tmp_path, skills_root), "SKILL_ADAPTER_JOB_LEASE_SECONDS": "3"}
-    base, proc = start_service(env, tmp_path)
     body = {**GUIDE_BODY, "num_epochs": 4, "batch_size": 1, "learning_rate": 1e-3}
-    try:
+    with running_serve(env=env, cwd=tmp_path) as (base, process):
         job_id = httpx.post(f"{base}/api/training/start", json=body).json()["job_id"]
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            checkpoints = httpx.get(f"{base}/api/training/{job_id}/checkpoints").json()["data"]
-            if checkpoints:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("no checkpoint before the kill")
-    finally:
-        proc.kill()  # SIGKILL: no clean-up; the worker and its training process die with it
-        proc.wait()
+        wait_until(
+            lambda: httpx.get(f"{base}/api/training/{job_id}/checkpoints").json()["data"],
+            JOB_PATIENCE,
+            "a checkpoint before the kill",
+        )
+        process.proc.kill()  # SIGKILL: no clean-up; the worker and its training process die with it
     time.sleep(1)
 
-    base, proc = start_service(env, tmp_path)
-    try:
-        status = wait_for(base, job_id, {"succeeded", "failed", "cancelled"})
+    with running_serve(env=env, cwd=tmp_path) as (base, _):
+        status = wait_for_job(base, job_id, {"succeeded", "failed", "cancelled"})
         assert status["status"] == "succeeded", (
             status,
             httpx.get(f"{base}/api/training/{job_id}/logs", params={"limit": 1000}).json(),
@@ -259,29 +133,26 @@ def test_running_job_resumes_after_the_whole_service_is_killed(tmp_path: Path, s
         messages = [line["message"] for line in lines]
         assert any("stopped sending heartbeats" in m for m in messages)
         assert any(m.startswith("resuming from checkpoint-") for m in messages)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
 
 
 def test_guide_evaluate_runs_on_the_worker_and_serves_the_report(
-    service: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+    service: tuple[str, CliProcess], tmp_path: Path
 ) -> None:
     """The guide's POST /evaluate: a queued evaluation that the embedded worker runs to a stored report."""
     base, _ = service
     job_id = httpx.post(f"{base}/api/training/start", json={**GUIDE_BODY, "num_epochs": 1}).json()["job_id"]
-    assert wait_for(base, job_id, {"succeeded", "failed", "cancelled"})["status"] == "succeeded"
+    assert wait_for_job(base, job_id, {"succeeded", "failed", "cancelled"})["status"] == "succeeded"
 
     resp = httpx.post(f"{base}/api/training/{job_id}/evaluate", json={"max_new_tokens": 8, "limit": 3})
     assert resp.status_code == 202, resp.text
     evaluation_id = resp.json()["evaluation_id"]
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+
+    def finished() -> dict[str, Any] | None:
         latest = httpx.get(f"{base}/api/training/{job_id}/evaluation", timeout=5).json()
         assert latest["evaluation_id"] == evaluation_id and "status" in latest
-        if latest["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.5)
+        return latest if latest["status"] in ("succeeded", "failed") else None
+
+    latest = wait_until(finished, JOB_PATIENCE, f"evaluation {evaluation_id} to end", interval=0.5)
     assert latest["status"] == "succeeded", latest
     report = latest["report"]
     assert report["num_examples"] == 3 and set(report["arms"]) == {"base", "base_with_skill", "adapter"}

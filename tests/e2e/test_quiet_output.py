@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLE_SKILLS
-from tests.e2e.noise import NOISE_SEEN, foreign_lines
-from tests.e2e.test_guide_loop import free_port, service_env
+from tests.helpers.noise import NOISE_SEEN, foreign_lines
+from tests.helpers.paths import EXAMPLE_SKILLS
+from tests.helpers.processes import (
+    API_PATIENCE,
+    WORKER_PATIENCE,
+    free_port,
+    running_cli,
+    service_env,
+    uvicorn_ready_line,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -68,42 +74,27 @@ def test_readme_main_command_and_an_evaluation_print_no_foreign_warnings(tmp_pat
 def test_serve_says_its_worker_is_starting_and_the_worker_log_is_quiet(tmp_path: Path, skills_root: Path) -> None:
     port = free_port()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
-            env=service_env(tmp_path, skills_root), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    with running_cli(
+        ["serve", "--port", str(port)], env=service_env(tmp_path, skills_root), cwd=tmp_path, log_path=log_path
+    ) as serve:
+        serve.wait_for_line(uvicorn_ready_line(port), API_PATIENCE, what="serve")
         seen: list[dict[str, Any]] = []
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not (seen and seen[-1]["embedded_worker"]["status"] == "running"):
-                try:
-                    body = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json()
-                except httpx.TransportError:
-                    time.sleep(0.1)
-                    continue
-                seen.append(body)
-                time.sleep(0.2)
-            states = [body["embedded_worker"]["status"] for body in seen]
-            assert states and states[-1] == "running", (states, log_path.read_text()[-3000:])
-            # "starting" until the worker's first heartbeat, then "running": never "no live worker".
-            assert states == sorted(states, key=["starting", "running"].index), states
-            for body in seen:
-                assert not any("no live worker" in warning for warning in body["warnings"]), body["warnings"]
-                if body["embedded_worker"]["status"] == "starting":
-                    assert any("the embedded worker is starting" in w for w in body["warnings"]), body["warnings"]
-            assert seen[-1]["workers"][0]["pid"] == seen[-1]["embedded_worker"]["pid"]
-            # The worker has connected to the broker (kombu's hostname notice would come now) and is ready.
-            ready = time.monotonic() + 30
-            while b"ready." not in log_path.read_bytes() and time.monotonic() < ready:
-                time.sleep(0.2)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+
+        def worker_running() -> bool:
+            seen.append(httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).json())
+            return bool(seen[-1]["embedded_worker"]["status"] == "running")
+
+        wait_until(worker_running, WORKER_PATIENCE, "the embedded worker's first heartbeat")
+        states = [body["embedded_worker"]["status"] for body in seen]
+        # "starting" until the worker's first heartbeat, then "running": never "no live worker".
+        assert states == sorted(states, key=["starting", "running"].index), states
+        for body in seen:
+            assert not any("no live worker" in warning for warning in body["warnings"]), body["warnings"]
+            if body["embedded_worker"]["status"] == "starting":
+                assert any("the embedded worker is starting" in w for w in body["warnings"]), body["warnings"]
+        assert seen[-1]["workers"][0]["pid"] == seen[-1]["embedded_worker"]["pid"]
+        # The worker has connected to the broker (kombu's hostname notice would come now) and is ready.
+        serve.wait_for_line("ready.", WORKER_PATIENCE, what="the embedded worker")
     output = log_path.read_text(errors="replace")
     assert "ready." in output, output[-3000:]
     assert foreign_lines(output) == []

@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.test_guide_loop import free_port, service_env
+from tests.helpers.processes import API_PATIENCE, CliProcess, free_port, service_env, uvicorn_ready_line
 
 
 def children_of(pid: int) -> list[int]:
@@ -38,21 +37,16 @@ def alive(pid: int) -> bool:
 
 def start_serve(tmp_path: Path, skills_root: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
-        env=service_env(tmp_path, skills_root), cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    children = children_of(proc.pid)
+    serve = CliProcess(
+        ["serve", "--port", str(port)],
+        env=service_env(tmp_path, skills_root),
+        cwd=tmp_path,
+        log_path=tmp_path / "serve.log",
+    )
+    serve.wait_for_line(uvicorn_ready_line(port), API_PATIENCE, what="serve")
+    children = children_of(serve.pid)
     assert len(children) == 2, "serve starts a worker and a model server"
-    return proc, children
+    return serve.proc, children
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")

@@ -27,7 +27,7 @@ from skill_adapter.pipeline import execute_job
 from skill_adapter.queued import EVALUATION
 from skill_adapter.schemas import TrainingParams
 from skill_adapter.service import create_training_job
-from tests.conftest import EXAMPLE_SKILLS
+from tests.helpers.paths import EXAMPLE_SKILLS
 
 pytestmark = pytest.mark.slow
 MAX_NEW_TOKENS = 12

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from skill_adapter.api.main import create_app
 from skill_adapter.core.config import Settings
-from tests.api.test_uploads_and_preview import SKILL, assert_error, upload
+from tests.helpers.api import SKILL, assert_error, upload
 
 
 def test_a_path_component_too_long_for_the_file_system(client: Any) -> None:

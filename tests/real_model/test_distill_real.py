@@ -15,7 +15,7 @@ from skill_adapter.core.db import session_scope
 from skill_adapter.evaluation.cases import held_out_cases
 from skill_adapter.evaluation.runner import evaluate
 from skill_adapter.pipeline import execute_job
-from tests.training.test_pipeline_lora import make_job
+from tests.helpers.jobs import make_job
 
 pytestmark = [pytest.mark.real_model, pytest.mark.timeout(1800)]
 

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from skill_adapter.core.base_models import converted_folder, is_converted, resolve_model
-from tests.conftest import EXAMPLE_SKILLS, REAL_MODEL
-from tests.e2e.noise import foreign_lines
-from tests.e2e.test_guide_loop import free_port, wait_for
+from tests.helpers.noise import foreign_lines
+from tests.helpers.paths import EXAMPLE_SKILLS, REAL_MODEL
+from tests.helpers.processes import running_serve, wait_for_job
 
 CONVERT_PATIENCE = 900  # a conversion takes 25 s on idle cores, minutes on a crowded machine
 TRAIN_PATIENCE = 1800
@@ -104,33 +104,8 @@ def real_service(real_model_settings: Any, tmp_path: Path) -> Iterator[str]:
         HF_HUB_OFFLINE="1",
         OMP_NUM_THREADS="2",
     )
-    port = free_port()
-    log = (tmp_path / "service.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skill_adapter.cli", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("service did not start:\n" + (tmp_path / "service.log").read_text())
-    try:
+    with running_serve(env=env, cwd=tmp_path) as (base, _):
         yield base
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_the_service_trains_and_evaluates_the_real_model(
@@ -146,7 +121,7 @@ def test_the_service_trains_and_evaluates_the_real_model(
     resp = httpx.post(f"{base}/api/training/start", json=body)
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["job_id"]
-    status = wait_for(base, job_id, {"succeeded", "failed", "cancelled"}, timeout=TRAIN_PATIENCE)
+    status = wait_for_job(base, job_id, {"succeeded", "failed", "cancelled"}, patience=TRAIN_PATIENCE)
     logs = [line["message"] for line in httpx.get(f"{base}/api/training/{job_id}/logs?limit=1000").json()["lines"]]
     assert status["status"] == "succeeded", (status, logs[-20:])
     losses = [p["loss"] for p in httpx.get(f"{base}/api/training/{job_id}/metrics").json()["points"] if p["loss"]]

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.services.cluster import QUICK_JOB, Cluster, free_port, wait_until
+from tests.helpers.processes import free_port
+from tests.services.cluster import QUICK_JOB, Cluster, wait_until
 
 pytestmark = pytest.mark.services
 

@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from skill_adapter import webhooks
+from tests.helpers.webhook_receiver import SECRET, Received, wait_for, webhook_receiver
 from tests.services.cluster import QUICK_JOB, Cluster
-from tests.test_webhooks import SECRET
-from tests.webhook_receiver import Received, wait_for, webhook_receiver
 
 pytestmark = pytest.mark.services
 

@@ -12,7 +12,7 @@ import pytest
 
 from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.serving.engine import Engine, Generation
-from tests.serving.adapters import train_fixed_answer
+from tests.helpers.adapters import train_fixed_answer
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.serving.card import write_model_card
 from skill_adapter.serving.vllm import adapters_for, vllm_command
-from tests.serving.adapters import train_fixed_answer
+from tests.helpers.adapters import train_fixed_answer
 
 
 def _succeeded_job(settings: Settings, job_id: str, adapter: Path, skill_file: Path) -> None:

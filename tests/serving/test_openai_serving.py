@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +21,8 @@ from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import utcnow
-from tests.e2e.test_guide_loop import free_port
-from tests.serving.adapters import train_fixed_answer
+from tests.helpers.adapters import train_fixed_answer
+from tests.helpers.processes import MODEL_SERVER_PATIENCE, free_port, running_serve, uvicorn_ready_line
 
 pytestmark = pytest.mark.slow
 
@@ -73,27 +71,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
         "SKILL_ADAPTER_SERVING_QUEUE_SIZE": "4",
         "SKILL_ADAPTER_SWEEP_INTERVAL_SECONDS": "600",
     }
-    cmd = [sys.executable, "-m", "skill_adapter.cli", "serve", "--no-worker", "--port", str(api_port)]
-    proc = subprocess.Popen([*cmd, "--model-server-port", str(model_port)], env=env, cwd=root)
-    api, models = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{model_port}"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert proc.poll() is None, "skill-adapter serve exited"
-            try:
-                # `serve` starts its model server lazy: the base model loads on the first request needing it
-                idle = httpx.get(f"{models}/health", timeout=2).json()["status"] == "idle"
-                if idle and httpx.get(f"{api}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the model server did not become ready"
-            time.sleep(0.5)
+    extra = ("--no-worker", "--model-server-port", str(model_port))
+    with running_serve(*extra, env=env, cwd=root, port=api_port) as (api, serve):
+        # `serve` starts its model server lazy (the base model loads on the first request needing it), in a
+        # process of its own that prints its own uvicorn line.
+        serve.wait_for_line(uvicorn_ready_line(model_port), MODEL_SERVER_PATIENCE, what="the model server")
+        models = f"http://127.0.0.1:{model_port}"
+        assert httpx.get(f"{models}/health", timeout=10).json()["status"] == "idle"
+        assert httpx.get(f"{api}/v1/models", timeout=10).status_code == 200
         client = openai.OpenAI(base_url=f"{api}/v1", api_key="unused", max_retries=0, timeout=120)
         yield {"client": client, "api": api, "models": models}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _ask(client: openai.OpenAI, model: str, prompt: str = "hello", **kwargs: object) -> str:

@@ -14,7 +14,7 @@ from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import execute_job
 from skill_adapter.queued import TRAINING
 from skill_adapter.training.checkpoints import latest_complete_checkpoint
-from tests.training.test_pipeline_lora import make_job
+from tests.helpers.jobs import make_job
 
 pytestmark = pytest.mark.slow
 

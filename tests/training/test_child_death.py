@@ -20,7 +20,7 @@ from skill_adapter.models import Job
 from skill_adapter.pipeline import execute_job, run_claimed_job
 from skill_adapter.queued import TRAINING
 from skill_adapter.training.checkpoints import latest_complete_checkpoint
-from tests.training.test_pipeline_lora import make_job
+from tests.helpers.jobs import make_job
 
 pytestmark = pytest.mark.slow
 

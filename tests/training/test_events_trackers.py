@@ -13,9 +13,8 @@ from skill_adapter import crud, webhooks
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import execute_job
-from tests.test_webhooks import SECRET
-from tests.training.test_pipeline_lora import make_job
-from tests.webhook_receiver import wait_for, webhook_receiver
+from tests.helpers.jobs import make_job
+from tests.helpers.webhook_receiver import SECRET, wait_for, webhook_receiver
 
 pytestmark = pytest.mark.slow
 

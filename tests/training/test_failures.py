@@ -14,7 +14,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import run_claimed_job
 from skill_adapter.queued import TRAINING
-from tests.training.test_pipeline_lora import make_job
+from tests.helpers.jobs import make_job
 
 
 def claimed_job(settings: Settings, skills_root: Path) -> str:

@@ -11,24 +11,11 @@ from safetensors.torch import load_file
 from skill_adapter import crud
 from skill_adapter.core.base_models import portable_model_path, same_model
 from skill_adapter.core.config import Settings
-from skill_adapter.core.db import init_db, session_scope
+from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import execute_job
-from skill_adapter.schemas import TrainingParams
-from skill_adapter.service import create_training_job
+from tests.helpers.jobs import make_job
 
 pytestmark = pytest.mark.slow
-
-
-def make_job(settings: Settings, skills_root: Path, **params: object) -> str:
-    init_db(settings)
-    with session_scope(settings) as session:
-        job = create_training_job(
-            session=session,
-            skill_file=skills_root / "commit-messages" / "SKILL.md",
-            params=TrainingParams.model_validate(params),
-            settings=settings,
-        )
-        return job.id
 
 
 def test_lora_job_trains_and_saves_a_loadable_adapter(settings: Settings, skills_root: Path) -> None:

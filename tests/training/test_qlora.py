@@ -15,7 +15,7 @@ from skill_adapter.core.db import session_scope  # noqa: E402
 from skill_adapter.pipeline import execute_job  # noqa: E402
 from skill_adapter.training.hardware import detect_hardware  # noqa: E402
 from skill_adapter.training.model import attach_adapter, load_base_model  # noqa: E402
-from tests.training.test_pipeline_lora import make_job  # noqa: E402
+from tests.helpers.jobs import make_job  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from skill_adapter.core.db import session_scope
 from skill_adapter.core.model_modules import lora_module_names
 from skill_adapter.models import Job
 from skill_adapter.pipeline import execute_job
-from tests.training.test_pipeline_lora import make_job
+from tests.helpers.jobs import make_job
 
 
 def _cache_hub_model(hub: Path, repo: str, files: list[str]) -> Path:

@@ -12,7 +12,7 @@ from skill_adapter import crud
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.pipeline import execute_job
-from tests.training.test_pipeline_lora import make_job
+from tests.helpers.jobs import make_job
 
 pytestmark = pytest.mark.slow
 

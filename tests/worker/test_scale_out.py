@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from skill_adapter.core.config import Settings
-from tests.own_postgres import own_postgres
+from tests.helpers.own_postgres import own_postgres
+from tests.helpers.processes import WORKER_PATIENCE, running_cli, running_serve, wait_until
 
 REDIS_DB = 14  # a Redis database of this test's own on the machine's server, emptied before and after
 
@@ -36,22 +34,6 @@ def redis_db() -> Iterator[str]:
         client.flushdb()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.mark.services
 def test_api_alone_and_a_routed_worker_on_postgres_and_redis(settings: Settings, redis_db: str, tmp_path: Path) -> None:
     with own_postgres(settings) as pg:
@@ -66,33 +48,25 @@ def test_api_alone_and_a_routed_worker_on_postgres_and_redis(settings: Settings,
             "CUDA_VISIBLE_DEVICES": "",
         }
 
-        def cli(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                [sys.executable, "-m", "skill_adapter.cli", *args], env=env, cwd=tmp_path,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw,
-            )  # fmt: skip
-
-        assert cli("db", "upgrade").wait(timeout=60) == 0
-        port = free_port()
-        api = cli("serve", "--no-worker", "--port", str(port))
-        worker = cli("worker", "--queues", "training", "--name", "trainer@%h")
-        try:
-            body: dict[str, Any] = {}
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and not body.get("workers"):
-                assert api.poll() is None and worker.poll() is None
-                time.sleep(0.5)
-                try:
-                    response = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
-                except httpx.TransportError:
-                    continue
-                body = response.json()
-            assert response.status_code == 200, body
+        upgrade = [sys.executable, "-m", "skill_adapter.cli", "db", "upgrade"]
+        done = subprocess.run(upgrade, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        worker_args = ["worker", "--queues", "training", "--name", "trainer@%h"]
+        with (
+            running_serve("--no-worker", env=env, cwd=tmp_path) as (base, _),
+            running_cli(
+                worker_args, env=env, cwd=tmp_path, log_path=tmp_path / "worker.log", stop_signal=signal.SIGTERM
+            ) as worker,
+        ):
+            worker.wait_for_line("ready.", WORKER_PATIENCE, what="the worker")
+            # The worker's first heartbeat row follows its start.
+            body = wait_until(
+                lambda: (b := httpx.get(f"{base}/api/health", timeout=5).json()).get("workers") and b,
+                WORKER_PATIENCE,
+                "the worker in /api/health",
+            )
             assert body["database"]["dialect"] == "postgresql" and body["broker"]["transport"] == "redis"
             (live,) = body["workers"]
             assert live["pid"] == worker.pid and live["name"].startswith("trainer@")
             assert live["queues"] == ["training"] and live["device"] == "cpu"
             assert body["warnings"] == ["no live worker consumes the evaluation queue"]
-        finally:
-            stop(worker)
-            stop(api)

@@ -219,6 +219,26 @@ def _load_frontmatter(fm: str, findings: list[Finding]) -> Any:
     raise SkillParseError("frontmatter is not valid YAML", reason="invalid_yaml", line=err_line) from None
 
 
+def frontmatter_name(head: str | bytes) -> str:
+    """The ``name`` in a SKILL.md's frontmatter, read as :func:`parse_skill` reads it (the same splitter and
+    the same hardened YAML loader, with its repairs) but without parsing the body: "" when there is no
+    frontmatter, no name, or a frontmatter the parser would refuse. ``head`` may be the file's first bytes
+    only (:data:`MAX_FRONTMATTER_BYTES` and a little more hold any frontmatter the parser accepts)."""
+    text = head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    fm, _, _ = _split_frontmatter(text, [])
+    if fm is None:
+        return ""
+    try:
+        meta = _load_frontmatter(fm, [])
+    except (SkillParseError, RecursionError):
+        return ""
+    if not isinstance(meta, dict):
+        return ""
+    name = _to_str(meta.get("name"), "name", [])
+    return name.strip() if name else ""
+
+
 def _plain(value: Any, depth: int = 0) -> Any:
     """A JSON-safe copy of a YAML value (dates and odd scalars become strings)."""
     if depth > MAX_DEPTH:

@@ -5,17 +5,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from fastapi import APIRouter, Request
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from skill_adapter import crud
+from skill_adapter import crud, intake
 from skill_adapter.api.deps import CallerDep, EnqueueDep, SessionDep, SettingsDep
 from skill_adapter.api.responses import error_responses
 from skill_adapter.api.uploads import parse_json, read_body
-from skill_adapter.auth import Caller
-from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import EvaluationNotFoundError
-from skill_adapter.evaluation.jobs import create_evaluation
 from skill_adapter.models import Evaluation
 from skill_adapter.public_paths import PathShower, shower
 from skill_adapter.queued import EVALUATION, request_cancel
@@ -27,7 +23,6 @@ from skill_adapter.schemas import (
     EvaluationsPublic,
     EvaluationSummary,
 )
-from skill_adapter.worker.supervisor import Enqueue, enqueue_work
 
 router = APIRouter(prefix="/api/training", tags=["evaluation"], responses=error_responses(400, 401, 403, 404, 422, 503))
 
@@ -80,21 +75,15 @@ async def evaluate(
     raw = await read_body(request, cap=MAX_EVALUATE_BODY)
     body = cast(EvaluateRequest, parse_json(raw, EvaluateRequest)) if raw.strip() else EvaluateRequest()
     # The checks, the commit and the enqueue block: off the event loop, as for training jobs.
-    return await run_in_threadpool(_accept, job_id, body, session, settings, enqueue, caller)
-
-
-def _accept(
-    job_id: str, body: EvaluateRequest, session: Session, settings: Settings, enqueue: Enqueue, caller: Caller
-) -> EvaluationCreated:
-    try:
-        evaluation = create_evaluation(
-            session=session, job_id=job_id, params=body.model_dump(exclude_none=True), settings=settings, caller=caller
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
-        raise
-    enqueue_work(EVALUATION, evaluation.id, settings=settings, enqueue=enqueue, record=False)
+    evaluation = await run_in_threadpool(
+        intake.submit_evaluation,
+        session=session,
+        settings=settings,
+        enqueue=enqueue,
+        caller=caller,
+        job_id=job_id,
+        params=body.model_dump(exclude_none=True),
+    )
     return EvaluationCreated(
         evaluation_id=evaluation.id, job_id=job_id, status=evaluation.status, created_at=evaluation.created_at
     )

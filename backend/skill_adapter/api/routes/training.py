@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from skill_adapter import crud, service
+from skill_adapter import crud, intake, service
 from skill_adapter.api.deps import CallerDep, EngineDep, EnqueueDep, SessionDep, SettingsDep
 from skill_adapter.api.responses import error_responses, model_response
-from skill_adapter.api.uploads import SkillRequest, read_skill_request, upload_schema
-from skill_adapter.auth import Caller
-from skill_adapter.core.config import Settings
-from skill_adapter.core.errors import InvalidParameterError
+from skill_adapter.api.uploads import read_skill_request, upload_schema
 from skill_adapter.models import Job
 from skill_adapter.public_paths import PathShower, shower
 from skill_adapter.queued import TRAINING, request_cancel
@@ -43,7 +36,6 @@ from skill_adapter.schemas import (
     TrainingParams,
     TrainingStartRequest,
 )
-from skill_adapter.worker.supervisor import Enqueue, enqueue_work
 
 router = APIRouter(prefix="/api/training", tags=["training"], responses=error_responses(400, 401, 403, 422, 503))
 
@@ -122,74 +114,24 @@ async def start_training(
     JSON names a SKILL.md under the skills root (``skill_path``); multipart uploads one in the field
     ``file`` (a SKILL.md, or a skill folder as .zip / .tar.gz), with hyper-parameters as form fields.
     """
-    key = idempotency_key(request, caller)
+    key = intake.idempotency_key(request.headers.get("idempotency-key"), caller)
     body = await read_skill_request(request, json_model=TrainingStartRequest, upload_model=TrainingParams)
+    upload = (body.upload.filename, body.upload.data) if body.upload is not None else None
     # Parsing, the commit and the enqueue block: off the event loop, so /status stays quick meanwhile.
-    return await run_in_threadpool(_accept, body, key, session, settings, enqueue, caller)
-
-
-def idempotency_key(request: Request, caller: Caller | None = None) -> str | None:
-    """The optional ``Idempotency-Key`` header: 1-255 visible ASCII characters.
-
-    Stored per owner: a key's name plus the header's SHA-256, so one key's retry never finds another's job.
-    """
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not all("!" <= c <= "~" for c in key):
-        raise InvalidParameterError(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
-            field="Idempotency-Key",
-        )
-    if caller is not None and caller.owner is not None:
-        return f"{caller.owner}:{hashlib.sha256(key.encode()).hexdigest()}"
-    return key
-
-
-def _replayed(job: Job) -> JSONResponse:
-    """The answer the first submission with this key got, for a retry of it."""
-    body = JobCreated(job_id=job.id, status="queued", created_at=job.created_at)
-    return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Idempotent-Replayed": "true"})
-
-
-def _accept(
-    body: SkillRequest, key: str | None, session: Session, settings: Settings, enqueue: Enqueue, caller: Caller
-) -> JobCreated | JSONResponse:
-    if key is not None and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
-        return _replayed(earlier)
-    params = cast(TrainingParams, body.fields)
-    job_id = service.new_job_id()
-    folder: Path | None = None
-    try:
-        if body.upload is None:
-            skill_path = cast(TrainingStartRequest, params).skill_path
-            skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
-        else:
-            folder = service.upload_dir(settings, job_id)
-            skill_file = service.store_upload(body.upload.filename, body.upload.data, folder)
-        job = service.create_training_job(
-            session=session,
-            skill_file=skill_file,
-            params=params,
-            settings=settings,
-            job_id=job_id,
-            idempotency_key=key,
-            caller=caller,
-        )
-        session.commit()
-    except BaseException as exc:
-        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
-        if folder is not None:
-            shutil.rmtree(folder.parent, ignore_errors=True)
-        # The same key, sent concurrently, won the race: answer with its job.
-        if (
-            isinstance(exc, IntegrityError)
-            and key is not None
-            and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None
-        ):
-            return _replayed(earlier)
-        raise
-    enqueue_work(TRAINING, job.id, settings=settings, enqueue=enqueue, record=False)
+    submitted = await run_in_threadpool(
+        intake.submit_training_job,
+        session=session,
+        settings=settings,
+        enqueue=enqueue,
+        caller=caller,
+        params=cast(TrainingParams, body.fields),
+        upload=upload,
+        key=key,
+    )
+    job = submitted.job
+    if submitted.replayed:  # the answer the first submission with this key got
+        replay = JobCreated(job_id=job.id, status="queued", created_at=job.created_at)
+        return JSONResponse(replay.model_dump(mode="json"), status_code=202, headers={"Idempotent-Replayed": "true"})
     return JobCreated(job_id=job.id, status=job.status, created_at=job.created_at)
 
 

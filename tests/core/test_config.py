@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.core.config import ConfigError, Settings, load_settings
+from tests.helpers.paths import REPO_ROOT
 
 GUIDE_DEFAULTS = {
     "adapter": "lora",
@@ -82,7 +83,7 @@ def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_env_example_lists_every_setting() -> None:
-    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    text = (REPO_ROOT / ".env.example").read_text()
     for name in Settings.model_fields:
         assert f"SKILL_ADAPTER_{name.upper()}=" in text, name
     assert "\nSKILL_ADAPTER_MODEL=smollm2-135m-instruct\n" in text  # the embedded default, not a hub model
