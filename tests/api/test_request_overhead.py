@@ -94,13 +94,14 @@ def test_status_answers_the_model_as_before(client: Any) -> None:
 def test_status_reads_a_row_without_a_session_and_answers_what_the_orm_would(client: Any, settings: Settings) -> None:
     from skill_adapter import crud
     from skill_adapter.api.routes.training import job_status
+    from skill_adapter.public_paths import shower
 
     job_id = client.post("/api/training/start", json=BODY).json()["job_id"]
     with session_scope(settings) as session:  # a failed job: every optional field filled in
         job = crud.get_job(session=session, job_id=job_id)
         job.status, job.error_code, job.error_message, job.loss, job.step = "failed", "oom", "out of memory", 1.5, 7
     with session_scope(settings) as session:
-        expected = job_status(crud.get_job(session=session, job_id=job_id)).model_dump(mode="json")
+        expected = job_status(crud.get_job(session=session, job_id=job_id), shower(settings)).model_dump(mode="json")
 
     def no_session() -> None:
         raise AssertionError("/status opened an ORM session")
