@@ -135,6 +135,7 @@ def theirs(cli: Path, config: dict[str, Any], data_dir: Path, work: Path, env: d
         "use_cpu": True,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
+        "disable_gradient_checkpointing": not config.get("gradient_checkpointing", False),
     }
     # YAML: llamafactory 0.9.5 cannot read a JSON config (it passes a Path to json.load)
     (work / "train.yaml").write_text(yaml.safe_dump(args))
@@ -178,6 +179,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-seq-length", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="recompute activations in the backward pass, on both sides (LLaMA-Factory turns it on unless told "
+        "not to; ours is off by default): trades compute for activation memory",
+    )
+    parser.add_argument(
+        "--packing",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="pack our examples into full rows (LLaMA-Factory pads; packing changes the tokens per step and so "
+        "the activation memory: off by default, for the same batch on both sides)",
+    )
     parser.add_argument("--venv", type=Path, default=Path(os.environ.get("LLAMAFACTORY_VENV", DEFAULT_VENV)))
     args = parser.parse_args()
 
@@ -187,6 +202,8 @@ def main() -> None:
                        max_seq_length=args.max_seq_length),
         settings=base,
     )  # fmt: skip
+    config["packing"] = args.packing
+    config["gradient_checkpointing"] = args.gradient_checkpointing
     from skill_adapter.training.convert import ensure_model
 
     ensure_model(config["model"], config["base_model"], progress=print)
@@ -216,7 +233,9 @@ def main() -> None:
 
     print(f"skill {args.skill.parent.name}, model {Path(config['model']).name}, {len(dataset.train)} examples, "
           f"{args.epochs} epoch(s), batch {args.batch_size}, max_seq_length {args.max_seq_length}, "
-          f"LoRA r={config['lora_r']} on {config['target_modules']}, {tokens} tokens per run")  # fmt: skip
+          f"LoRA r={config['lora_r']} on {config['target_modules']}, packing {args.packing}, "
+          f"gradient checkpointing {args.gradient_checkpointing}, "
+          f"{tokens} tokens per run")  # fmt: skip
     for name, rows in (("ours", mine), ("LLaMA-Factory", them)):
         loop = mean(rows, "loop_seconds")
         print(f"{name:14s} {tokens / loop:8.0f} tokens/s   loop {loop:7.2f} s"
