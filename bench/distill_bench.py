@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Any
 
 
-def run(skill_dirs: list[Path], *, prompts: int, new_tokens: int, epochs: int, lr: float, eval_tokens: int) -> None:
+def run(
+    skill_dirs: list[Path],
+    *,
+    prompts: int,
+    new_tokens: int,
+    epochs: int,
+    lr: float,
+    eval_tokens: int,
+    arms_wanted: list[str],
+    lora_r: int,
+    top_k: int,
+) -> None:
     from skill_adapter import crud, queued
     from skill_adapter.core.config import Settings
     from skill_adapter.core.db import init_db, session_scope
@@ -57,12 +68,16 @@ def run(skill_dirs: list[Path], *, prompts: int, new_tokens: int, epochs: int, l
             "max_seq_length": 2048,
             "distill_prompts": prompts,
             "teacher_max_new_tokens": new_tokens,
+            "lora_r": lora_r,
+            "lora_alpha": 2 * lora_r,
+            "distill_top_k": top_k,
         }
-        arms = {
+        all_arms = {
             "distill_kl": {"recipe": "distill", "distill_loss": "kl"},
             "distill_sft": {"recipe": "distill", "distill_loss": "sft"},
             "template": {"recipe": "template"},
         }
+        arms = {name: extra for name, extra in all_arms.items() if name in arms_wanted}
         jobs: dict[str, dict[str, Any]] = {}
         for arm, extra in arms.items():
             with session_scope(settings) as session:
@@ -136,6 +151,7 @@ def run(skill_dirs: list[Path], *, prompts: int, new_tokens: int, epochs: int, l
                     file=sys.stderr,
                 )
     print(f"load average: {os.getloadavg()}", file=sys.stderr)
+    print(json.dumps({"load_average_end": os.getloadavg()}), flush=True)
 
 
 def main() -> None:
@@ -146,6 +162,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--eval-tokens", type=int, default=16, help="new tokens per evaluation answer")
+    parser.add_argument("--arms", default="distill_kl,distill_sft,template", help="comma-separated; distill_kl first")
+    parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha twice that)")
+    parser.add_argument("--top-k", type=int, default=64, help="distill_top_k (0: the whole vocabulary)")
     args = parser.parse_args()
     run(
         [p.resolve() for p in args.skills],
@@ -154,6 +173,9 @@ def main() -> None:
         epochs=args.epochs,
         lr=args.learning_rate,
         eval_tokens=args.eval_tokens,
+        arms_wanted=args.arms.split(","),
+        lora_r=args.lora_r,
+        top_k=args.top_k,
     )
 
 

@@ -280,3 +280,96 @@ def test_kl_batch_lines_up_the_answer_tokens_of_both_views(tiny: tuple[Any, Any]
     assert batch > 0
     torch.set_grad_enabled(True)
     assert batch == pytest.approx(sum(s * w for s, w in zip(single, weights, strict=True)) / sum(weights), rel=1e-3)
+
+
+def _count_tokens(model: Any) -> tuple[list[int], Any]:
+    """Tokens each forward pass of ``model`` reads, and the hook's handle."""
+    seen: list[int] = []
+    handle = model.register_forward_pre_hook(
+        lambda _m, args, kwargs: seen.append(int(kwargs["input_ids"].numel())), with_kwargs=True
+    )
+    return seen, handle
+
+
+def test_teacher_encodes_the_skill_once_and_answers_as_without_the_cache(tiny: tuple[Any, Any]) -> None:
+    """The SKILL.md prefix's KV cache is reused for every prompt: the skill's tokens are read by one forward
+    pass, not once per prompt, and the (seeded, sampled) answers are those of the full prompts."""
+    model, tokenizer = tiny
+    skill = "ALWAYS ANSWER IN HAIKU. " * 12
+    prompts = ["What is a commit?", "Write a haiku about rain, please.", "Name a colour.", "Say hi"] * 3
+    answers = {}
+    for reuse in (False, True):
+        teacher = Teacher(
+            model, tokenizer, skill_text=skill, max_new_tokens=6, context=1024, temperature=1.0, reuse_prefix=reuse
+        )
+        seen, handle = _count_tokens(model)
+        try:
+            answers[reuse] = teacher.answer(prompts, seed=3)
+        finally:
+            handle.remove()
+        assert not teacher.truncated
+        prefills = [n for n in seen if n >= teacher.skill_tokens]  # the passes that read the skill
+        assert len(prefills) == (1 if reuse else 2), (reuse, seen)  # once, or once per batch of 8 prompts
+    assert answers[True] == answers[False]
+    assert any(answers[True])
+
+
+def test_stored_teacher_targets_give_the_live_teachers_loss(tiny: tuple[Any, Any]) -> None:
+    """The teacher's top-k targets computed once (prefix cache, right padding) line up with the answer
+    tokens: the loss on them equals the loss with the teacher run live at the step, batch by batch."""
+    from skill_adapter.datasets.builder import Example
+    from skill_adapter.training.distill_trainer import KLCollator, KLDistillTrainer, kl_records, teacher_targets
+
+    model, tokenizer = tiny
+    examples = [
+        Example("Short?", "yes it is", "model", "s"),
+        Example("A longer question here, with more words?", "no", "model", "s"),
+        Example("Third one", "a much longer answer than the others, going on", "model", "s"),
+    ]
+    rows = list(kl_records(examples, tokenizer=tokenizer, skill_text="Answer in French. " * 10, max_length=256))
+    seen, handle = _count_tokens(model)
+    try:
+        stored = teacher_targets(model, rows, top_k=8, batch_size=2)
+    finally:
+        handle.remove()
+    assert len(seen) == 3  # the prefix once, then two batches of the examples' own tokens
+    assert sum(seen) < sum(len(row["teacher_ids"]) for row in rows)
+    assert [tuple(r["teacher_top"].shape) for r in stored] == [(r["answer_len"], 8) for r in rows]
+    trainer = KLDistillTrainer.__new__(KLDistillTrainer)
+    trainer.top_k = 8
+    collate = KLCollator(tokenizer.pad_token_id)
+    with torch.no_grad():
+        live = float(trainer.compute_loss(_Shifted(model), collate(rows)))
+        kept = float(trainer.compute_loss(_Shifted(model), collate(stored)))
+    assert live > 0
+    assert kept == pytest.approx(live, rel=1e-4)
+
+
+class _Shifted(torch.nn.Module):
+    """A student whose logits differ from the teacher's (the base model): its own weights are the
+    model's, plus a fixed shift of the logits; ``disable_adapter`` gives the plain model."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.inner = model
+        self.peft_config = {}
+        self._off = False
+
+    def disable_adapter(self) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def off() -> Any:
+            self._off = True
+            try:
+                yield
+            finally:
+                self._off = False
+
+        return off()
+
+    def forward(self, **kwargs: Any) -> Any:
+        out = self.inner(**kwargs)
+        if not self._off:
+            out.logits = out.logits + torch.linspace(0, 1, out.logits.shape[-1])
+        return out

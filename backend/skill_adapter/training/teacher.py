@@ -8,6 +8,7 @@ tokens). It always runs with the base weights: before an adapter is attached, or
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import shutil
 import time
@@ -97,6 +98,41 @@ def end_id(tokenizer: Any) -> int:
     return int(tokenizer.convert_tokens_to_ids(tokenizer.eos_token))
 
 
+def shared_prefix(rows: list[list[int]]) -> int:
+    """How many leading tokens every row shares, leaving each row at least one token of its own."""
+    if not rows:
+        return 0
+    first, limit = rows[0], min(len(row) for row in rows) - 1
+    for i in range(max(limit, 0)):
+        token = first[i]
+        if any(row[i] != token for row in rows):
+            return i
+    return max(limit, 0)
+
+
+class PrefixCache:
+    """The KV cache of the tokens every teacher input starts with (chat frame + SKILL.md), computed once
+    with whatever weights are active, and copied for each batch: the skill is encoded once per stage,
+    not once per prompt."""
+
+    def __init__(self, model: Any, ids: list[int]) -> None:
+        self.ids = ids
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
+        self.cache = out.cache
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def expand(self, rows: int) -> Any:
+        """A fresh copy of the cache for a batch of ``rows`` (generation and forward passes extend it)."""
+        cache = copy.deepcopy(self.cache)
+        if rows > 1:
+            cache.batch_repeat_interleave(rows)
+        return cache
+
+
 @torch.no_grad()
 def generate_batch(
     model: Any,
@@ -107,13 +143,23 @@ def generate_batch(
     temperature: float = 0.0,
     top_p: float | None = None,
     stop: StoppingCriteria | None = None,
+    prefix: PrefixCache | None = None,
 ) -> list[str]:
-    """Left-padded batched generation with the KV cache; greedy at temperature 0, else sampled."""
+    """Left-padded batched generation with the KV cache; greedy at temperature 0, else sampled.
+
+    With ``prefix`` (every prompt starts with its tokens) the prefix's cache is reused: each prompt's own
+    tokens are left-padded *after* the prefix, the padding masked out, so positions run on from the prefix
+    as they would without padding (``generate`` derives them from the attention mask)."""
     device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id(tokenizer)
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    head = list(prefix.ids) if prefix is not None else []
+    rests = [p[len(head) :] for p in prompts]
+    if prefix is not None and any(p[: len(head)] != head or not rest for p, rest in zip(prompts, rests, strict=True)):
+        raise ValueError("every prompt must start with the cached prefix and go beyond it")
+    width = max(len(r) for r in rests)
+    ids = torch.tensor([head + [pad] * (width - len(r)) + r for r in rests], device=device)
+    mask = torch.tensor([[1] * len(head) + [0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
+    extra: dict[str, Any] = {"cache": prefix.expand(len(prompts))} if prefix is not None else {}
     decoding: dict[str, Any] = (
         {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None}
         if temperature > 0
@@ -129,8 +175,9 @@ def generate_batch(
         use_cache=True,
         stopping_criteria=StoppingCriteriaList([stop]) if stop is not None else None,
         **decoding,
+        **extra,
     )
-    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    texts = tokenizer.batch_decode(out[:, len(head) + width :], skip_special_tokens=True)
     return [_strip_think(text) for text in texts]
 
 
@@ -155,8 +202,10 @@ class Teacher:
         temperature: float = 0.0,
         note: Callable[[str], None] = log.info,
         cancelled: Callable[[], bool] = lambda: False,
+        reuse_prefix: bool = True,
     ) -> None:
         self.model = model
+        self.reuse_prefix = reuse_prefix
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
@@ -195,6 +244,11 @@ class Teacher:
         stop = _CancelCheck(self.cancelled)
         with base_weights(self.model):
             self.model.eval()
+            prefix = None
+            if self.reuse_prefix and prompts:
+                if self.cancelled():
+                    raise GenerationCancelled
+                prefix = PrefixCache(self.model, prompts[0][: shared_prefix(prompts)])
             for start in range(0, len(prompts), BATCH_SIZE):
                 if self.cancelled():
                     raise GenerationCancelled
@@ -206,6 +260,7 @@ class Teacher:
                     temperature=temperature,
                     top_p=top_p,
                     stop=stop,
+                    prefix=prefix,
                 )
                 if stop.hit:
                     raise GenerationCancelled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,25 +184,32 @@ def train_adapter(
     callbacks = [progress, FiniteLossCallback(), checkpoints, cancel]
     trainer: Trainer
     if kl_skill_text is not None:
-        from skill_adapter.training.distill_trainer import KLCollator, KLDistillTrainer, kl_records
+        from skill_adapter.training.distill_trainer import KLCollator, KLDistillTrainer, kl_records, teacher_targets
 
         args.remove_unused_columns = False
         max_length = int(config["max_seq_length"])
+        top_k = int(config.get("distill_top_k", 64))
+
+        def kl_rows(examples: list[Any]) -> Any:
+            rows = kl_records(examples, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length)
+            if top_k <= 0:  # the whole vocabulary: too large to keep, the teacher runs at every step
+                return rows
+            started = time.monotonic()
+            targets = teacher_targets(model, list(rows), top_k=top_k)
+            reporter.log(
+                f"teacher: top-{top_k} targets for {len(targets)} answers in {time.monotonic() - started:.1f} s"
+            )
+            return targets
+
         trainer = KLDistillTrainer(
             model=model,
             args=args,
-            train_dataset=kl_records(
-                dataset.train, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length
-            ),
-            eval_dataset=(
-                kl_records(dataset.held_out, tokenizer=tokenizer, skill_text=kl_skill_text, max_length=max_length)
-                if has_eval
-                else None
-            ),
+            train_dataset=kl_rows(dataset.train),
+            eval_dataset=kl_rows(dataset.held_out) if has_eval else None,
             data_collator=KLCollator(tokenizer.pad_token_id),
             processing_class=tokenizer,
             callbacks=callbacks,
-            top_k=int(config.get("distill_top_k", 64)),
+            top_k=top_k,
         )
     else:
         trainer = SFTTrainer(
