@@ -34,8 +34,9 @@ DEFERRED_BACK_EDGES = {
     # The pipeline and evaluations write the adapter's model card (serving/ imports evaluation.jobs).
     ("skill_adapter.pipeline", "skill_adapter.serving.card"),
     ("skill_adapter.evaluation.jobs", "skill_adapter.serving.card"),
-    # The pipeline sends an evaluation to the queue after training (worker/tasks.py runs the pipeline).
-    ("skill_adapter.pipeline", "skill_adapter.worker.queue"),
+    # queued.py's training kind names the checkpoint a crashed run resumes from (training/ reports through
+    # reporting.py, which records ends through queued.py).
+    ("skill_adapter.queued", "skill_adapter.training.checkpoints"),
 }
 
 
