@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from skill_adapter import crud
@@ -220,6 +220,69 @@ def claim(*, session: Session, kind: WorkKind, work_id: str, worker_id: str) -> 
     return True
 
 
+def claim_next(*, session: Session, kind: WorkKind, worker_id: str) -> str | None:
+    """Claim the queued work of this kind whose turn it is (``next_in_turn``) for ``worker_id``; its id, or
+    None when nothing of the kind is queued. What a broker message does: each queued item has one message,
+    and any message claims one item, so every item runs once and the owners take turns.
+
+    The claim is the compare-and-set of ``claim``: when another worker took the chosen item first, the turn
+    is worked out again (each retry means another worker took an item, so it ends)."""
+    while (work_id := next_in_turn(session=session, kind=kind)) is not None:
+        if claim(session=session, kind=kind, work_id=work_id, worker_id=worker_id):
+            return work_id
+    return None
+
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def next_in_turn(*, session: Session, kind: WorkKind) -> str | None:
+    """The queued work of this kind that goes next, fair across owners (the keys that submitted it).
+
+    Among the owners with queued work: the one with the fewest running items of this kind; on a tie, the
+    one whose latest start is oldest (never started goes first), so owners take turns (round robin); then
+    that owner's oldest queued item. Work without an owner (no keys) is one owner's, so it runs in arrival
+    order. A resumed item keeps its first ``started_at``: taking it again is not a new turn for its owner.
+    """
+    model = kind.model
+    oldest: dict[str | None, datetime] = dict(
+        session.execute(
+            select(model.owner, func.min(model.created_at)).where(model.status == "queued").group_by(model.owner)
+        ).all()
+    )
+    if not oldest:
+        return None
+    owners = list(oldest)
+    running: dict[str | None, int] = dict(
+        session.execute(select(model.owner, func.count()).where(model.status == "running").group_by(model.owner)).all()
+    )
+    latest_start: dict[str | None, datetime] = dict(
+        session.execute(
+            select(model.owner, func.max(model.started_at))
+            .where(_owner_in(model, owners), model.started_at.is_not(None))
+            .group_by(model.owner)
+        ).all()
+    )
+    owner = min(
+        owners,
+        key=lambda who: (running.get(who, 0), latest_start.get(who) or NEVER, oldest[who], who or ""),
+    )
+    return session.scalar(
+        select(model.id)
+        .where(model.status == "queued", _owner_in(model, [owner]))
+        .order_by(model.created_at, model.id)
+        .limit(1)
+    )
+
+
+def _owner_in(model: Any, owners: list[str | None]) -> Any:
+    named = [owner for owner in owners if owner is not None]
+    conditions = [model.owner.in_(named)] if named else []
+    if len(named) < len(owners):
+        conditions.append(model.owner.is_(None))
+    return or_(*conditions)
+
+
 def renew_lease(*, session: Session, kind: WorkKind, work_id: str, worker_id: str, **values: Any) -> bool:
     """Renew the lease of running work held by ``worker_id`` (and write ``values``, e.g. progress).
 
@@ -354,3 +417,9 @@ def stale_queued_ids(*, session: Session, kind: WorkKind, older_than: timedelta)
             .order_by(model.created_at)
         ).all()
     )
+
+
+def queued_ids(*, session: Session, kind: WorkKind) -> list[str]:
+    """Every queued item of this kind, oldest first."""
+    model = kind.model
+    return list(session.scalars(select(model.id).where(model.status == "queued").order_by(model.created_at)).all())

@@ -177,6 +177,13 @@ class Cluster:
         out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-3000:]
 
+    def create_key(self, name: str) -> dict[str, str]:
+        """``skill-adapter keys create NAME``, as an operator runs it; the header that carries the new key."""
+        cmd = [sys.executable, "-m", "skill_adapter.cli", "keys", "create", name]
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return {"Authorization": f"Bearer {out.stdout.strip().splitlines()[-1]}"}
+
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Proc:
         log_path = self.tmp_path / f"{name}.log"
         with log_path.open("ab") as log:

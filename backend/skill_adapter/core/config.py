@@ -89,7 +89,7 @@ class Settings(_ParamSettings):
         default=3600,
         gt=0,
         description="Redis broker: an unacknowledged message is delivered again after this many seconds "
-        "(harmless: a redelivered job id finds its job claimed)",
+        "(harmless: claims are a compare-and-set, so nothing runs twice)",
     )
     client_timeout_seconds: float = Field(
         default=30,
@@ -164,6 +164,11 @@ class Settings(_ParamSettings):
     )
     submissions_per_minute: int = Field(
         default=30, ge=1, description="Jobs and evaluations one key may submit in any 60 s; past it 429"
+    )
+    fair_scheduling: bool = Field(
+        default=True,
+        description="Workers take queued work in turns across keys (fewest running first), not in arrival "
+        "order: one key's burst cannot keep another key's job waiting behind it",
     )
     max_queue_depth: int = Field(
         default=500, ge=1, description="Queued jobs and evaluations on the whole server; past it 503"

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 
 from skill_adapter.core.config import Settings
-from skill_adapter.queued import EVALUATION, KINDS, TRAINING, WorkId
+from skill_adapter.queued import EVALUATION, KINDS, QUEUES, TRAINING, WorkId
 
 # Each kind of queued work has its task and its queue (``queued.KINDS``); these names are the two built in.
 TRAIN_TASK, TRAINING_QUEUE = TRAINING.task, TRAINING.queue
@@ -80,37 +80,44 @@ class Sender:
         self.app.send_task(kind.task, args=[str(work_id)], queue=kind.queue)
 
     def waiting_job_ids(self) -> set[str] | None:
-        """The job ids whose messages wait in the broker's queues, or None where the broker cannot say.
+        """The ids whose messages wait in the broker's queues, or None where the broker cannot say."""
+        waiting = self.waiting_work()
+        return None if waiting is None else {work_id for _, work_id in waiting}
 
-        The sweeper skips them, so re-sending lost messages never piles up duplicates of waiting ones.
-        Redis and the embedded broker's folder are inspected. On Redis, a message a worker received in the
-        last ``REQUEUE_AFTER_SECONDS`` counts too (it is about to be claimed); an older unacknowledged one
-        belongs to a worker that died. The embedded broker keeps a message as a file until a worker takes it.
+    def waiting_work(self) -> list[tuple[str, str]] | None:
+        """The messages waiting in the broker's queues, as (kind name, id), one per message; None where the
+        broker cannot say.
+
+        The sweeper skips their ids and counts them, so re-sending lost messages never piles up duplicates
+        of waiting ones. Redis and the embedded broker's folder are inspected. On Redis, a message a worker
+        received in the last ``REQUEUE_AFTER_SECONDS`` counts too (it is about to be claimed); an older
+        unacknowledged one belongs to a worker that died, or to work running now. The embedded broker keeps
+        a message as a file until a worker takes it.
         """
         if self._queue_folder is not None:
-            return _folder_job_ids(self._queue_folder)
+            return _folder_work(self._queue_folder)
         if not self._redis:
             return None
-        found: set[str] = set()
+        found: list[tuple[str, str]] = []
         with self.app.connection_for_write() as conn:
             client = conn.default_channel.client
-            for queue in (kind.queue for kind in KINDS.values()):
+            for queue in QUEUES:
                 # kombu keeps one list per priority step: "<queue>" and "<queue>\x06\x16<step>"
                 for key in (queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))):
-                    found.update(filter(None, (_job_id_of(json.loads(raw)) for raw in client.lrange(key, 0, -1))))
+                    found.extend(filter(None, (_work_of(json.loads(raw)) for raw in client.lrange(key, 0, -1))))
             received = client.zrangebyscore("unacked_index", time.time() - self.requeue_after, "+inf")
             for raw in client.hmget("unacked", received) if received else ():
                 if raw is not None:  # [message, exchange, routing key]
-                    found.update(filter(None, [_job_id_of(json.loads(raw)[0])]))
+                    found.extend(filter(None, [_work_of(json.loads(raw)[0])]))
         return found
 
 
 MAX_SCANNED_MESSAGES = 100_000
 
 
-def _folder_job_ids(folder: Path) -> set[str] | None:
-    """The job ids of the messages waiting in the embedded broker's folder (one JSON file per message)."""
-    found: set[str] = set()
+def _folder_work(folder: Path) -> list[tuple[str, str]] | None:
+    """The (kind, id) of each message waiting in the embedded broker's folder (one JSON file per message)."""
+    found: list[tuple[str, str]] = []
     try:
         names = [entry.name for entry in os.scandir(folder) if entry.name.endswith(".msg")]
     except OSError:
@@ -120,19 +127,23 @@ def _folder_job_ids(folder: Path) -> set[str] | None:
             message = json.loads((folder / name).read_bytes())
         except (OSError, ValueError):  # taken by a worker meanwhile, or half written
             continue
-        if isinstance(message, dict) and (job_id := _job_id_of(message)) is not None:
-            found.add(job_id)
+        if isinstance(message, dict) and (work := _work_of(message)) is not None:
+            found.append(work)
     return found
 
 
-def _job_id_of(message: dict[str, Any]) -> str | None:
-    """The job id carried by one Celery message (protocol 2, JSON), or None."""
+KIND_OF_TASK = {kind.task: kind.name for kind in KINDS.values()}
+
+
+def _work_of(message: dict[str, Any]) -> tuple[str, str] | None:
+    """The kind (from the task's name) and the id carried by one Celery message (protocol 2, JSON), or None."""
     try:
+        kind = KIND_OF_TASK.get(message["headers"]["task"])
         body = message["body"]
         if message.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
         args = json.loads(body)[0]
-        return str(args[0]) if args else None
+        return (kind, str(args[0])) if kind is not None and args else None
     except (ValueError, KeyError, IndexError, TypeError):
         return None
 

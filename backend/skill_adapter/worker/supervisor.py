@@ -50,10 +50,24 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def supervise(kind: WorkKind, work_id: str, *, settings: Settings) -> str:
-    """Claim ``work_id`` and run it in a child process; its final status, ``lost`` or ``skipped``."""
+def supervise(kind: WorkKind, work_id: str, *, settings: Settings, in_turn: bool = False) -> str:
+    """Claim ``work_id`` and run it in a child process; its final status, ``lost`` or ``skipped``.
+
+    ``in_turn`` (what a broker message does, ``worker/tasks.py``): claim whichever queued work of the kind
+    is next in turn across owners (``queued.claim_next``), which may be another item than ``work_id``; that
+    item's own message later takes the next turn. Without it (``skill-adapter train`` and ``evaluate``,
+    ``execute_job(id)``, ``execute_evaluation(id)``) exactly ``work_id`` is claimed, or nothing.
+    """
     worker_id = worker_identity()
-    if not db_call(settings, queued.claim, kind=kind, work_id=work_id, worker_id=worker_id):
+    if in_turn:
+        claimed = db_call(settings, queued.claim_next, kind=kind, worker_id=worker_id)
+        if claimed is None:
+            log.info("message for %s %s: no %s is queued any more; nothing to do", kind.noun, work_id, kind.noun)
+            return "skipped"
+        if claimed != work_id:
+            log.info("message for %s %s: %s %s is next in turn; running it", kind.noun, work_id, kind.noun, claimed)
+        work_id = claimed
+    elif not db_call(settings, queued.claim, kind=kind, work_id=work_id, worker_id=worker_id):
         log.info("%s %s is not queued any more; nothing to do", kind.noun, work_id)
         return "skipped"
     _note(settings, kind, work_id, f"claimed by worker {worker_id}")
@@ -240,20 +254,35 @@ def enqueue_work(kind: WorkKind, work_id: str, *, settings: Settings, enqueue: E
 
 
 def sweep_queued(*, settings: Settings, enqueue: Enqueue, older_than: float | None = None) -> list[str]:
-    """Re-enqueue queued work whose message may have been lost. Duplicates are harmless: claims are CAS."""
+    """Re-enqueue queued work whose message may have been lost. Duplicates are harmless: claims are CAS.
+
+    A sender that sees its broker's queues (``Sender.waiting_work``) names the messages still waiting: work
+    whose own message waits is not lost. Under fair scheduling a message claims whichever work is next in
+    turn, so any waiting message of the kind stands for one queued item: a message whose own item is no
+    longer queued (another message's turn took it) covers one more, and only the work beyond the waiting
+    messages is sent again.
+    """
     age = timedelta(seconds=settings.requeue_after_seconds if older_than is None else older_than)
     with session_scope(settings) as session:
-        stale = [
-            (kind, work_id)
+        stale = {
+            kind.name: queued.stale_queued_ids(session=session, kind=kind, older_than=age) for kind in KINDS.values()
+        }
+        queued_now = {
+            kind.name: set(queued.queued_ids(session=session, kind=kind)) if stale[kind.name] else set()
             for kind in KINDS.values()
-            for work_id in queued.stale_queued_ids(session=session, kind=kind, older_than=age)
-        ]
-    # A sender that sees its broker's queues (Redis) names the ids still waiting there: those are not lost.
-    waiting_job_ids = getattr(enqueue, "waiting_job_ids", None)
-    if stale and waiting_job_ids is not None:
-        waiting = waiting_job_ids() or set()
-        stale = [(kind, work_id) for kind, work_id in stale if work_id not in waiting]
-    sent = [work_id for kind, work_id in stale if enqueue_work(kind, work_id, settings=settings, enqueue=enqueue)]
+        }
+    waiting_work = getattr(enqueue, "waiting_work", None)
+    waiting = waiting_work() if waiting_work is not None and any(stale.values()) else None
+    lost: list[tuple[WorkKind, str]] = []
+    for name, ids in stale.items():
+        if waiting is not None:
+            messages = [work_id for kind_name, work_id in waiting if kind_name == name]
+            ids = [work_id for work_id in ids if work_id not in set(messages)]
+            if settings.fair_scheduling:  # a message whose item left the queue takes some other item's turn
+                spare = sum(work_id not in queued_now[name] for work_id in messages)
+                ids = ids[: max(0, len(ids) - spare)]
+        lost.extend((KINDS[name], work_id) for work_id in ids)
+    sent = [work_id for kind, work_id in lost if enqueue_work(kind, work_id, settings=settings, enqueue=enqueue)]
     if sent:
         log.info("re-enqueued %d queued job(s): %s", len(sent), ", ".join(sent))
     return sent

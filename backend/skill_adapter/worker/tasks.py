@@ -13,8 +13,10 @@ from skill_adapter.worker.supervisor import supervise
 def _task_for(kind: WorkKind) -> Any:
     @app.task(name=kind.task)
     def run(work_id: str) -> str:
-        """Claim and run one piece of work; a redelivered message for work already taken is a no-op."""
-        return supervise(kind, work_id, settings=get_settings())
+        """Claim and run the queued work of this kind that is next in turn across owners (``work_id`` itself
+        when fair scheduling is off); a message that finds nothing queued is a no-op."""
+        settings = get_settings()
+        return supervise(kind, work_id, settings=settings, in_turn=settings.fair_scheduling)
 
     return run
 
