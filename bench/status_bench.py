@@ -89,6 +89,11 @@ class Stack:
             CUDA_VISIBLE_DEVICES="",
             HF_HUB_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
+            # Admission control (docs/security.md) stays on, with limits above what the benchmark submits: its
+            # queries are part of every submission's cost, its 429s would end the measurement.
+            SKILL_ADAPTER_MAX_ACTIVE_JOBS_PER_KEY="1000000",
+            SKILL_ADAPTER_SUBMISSIONS_PER_MINUTE="1000000",
+            SKILL_ADAPTER_MAX_QUEUE_DEPTH="1000000",
         )
         if setup == "services":
             redis_port = free_port()
