@@ -12,12 +12,16 @@ from skill_adapter.api.deps import PROTECTED, SettingsDep, authenticate
 from skill_adapter.auth import UnauthorizedError
 from skill_adapter.core.params import configured_defaults, param_specs
 from skill_adapter.health import health_report, model_section
-from skill_adapter.schemas import PARAM_RANGES, ServerConfig
+from skill_adapter.schemas import PARAM_RANGES, HealthPublic, ServerConfig
 
 router = APIRouter(prefix="/api", tags=["system"])
 
 
-@router.get("/health", responses={503: {"description": "The database or the broker is down (same body)"}})
+@router.get(
+    "/health",
+    response_model=HealthPublic,
+    responses={503: {"model": HealthPublic, "description": "The database or the broker is down (same body)"}},
+)
 async def health(request: Request, settings: SettingsDep) -> JSONResponse:
     """The database, the broker and the live workers with their devices; 503 when the database or broker is down.
 
