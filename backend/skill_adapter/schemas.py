@@ -459,8 +459,8 @@ def _config_example() -> dict[str, Any]:
 
     specs = param_specs()
     return {
-        "model": "/models/tiny-qwen3",
-        "base_model": {"name": "tiny", "ready": True, "kind": "builtin", "path": "/models/tiny-qwen3"},
+        "model": "tiny-qwen3",
+        "base_model": {"name": "tiny", "ready": True, "kind": "builtin", "path": "tiny-qwen3"},
         "model_max_length": 4096,
         "defaults": {spec["name"]: spec["default"] for spec in specs},
         "ranges": PARAM_RANGES,

@@ -9,7 +9,7 @@ from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.queued import TRAINING
-from tests.helpers.api import GUIDE_BODY, assert_error
+from tests.helpers.api import GUIDE_BODY, STORED_REPORT, assert_error
 
 HELD_OUT = {
     "prompt": [{"role": "user", "content": "How should a commit summary look?"}],
@@ -124,34 +124,6 @@ def test_bad_bodies(client: Any, settings: Settings, enqueued: list[str]) -> Non
     assert client.get(f"/api/training/{job_id}/evaluations").json()["count"] == 0
 
 
-def _arm(perplexity: float) -> dict[str, Any]:
-    return {"perplexity": perplexity, "accuracy": None, "bleu": None, "chrf": None, "prompt_tokens_per_call": 28.0}
-
-
-# A report as an older version stored it: no notes, arm titles, KL or expectations; and a key no model names.
-OLD_REPORT: dict[str, Any] = {
-    "source": "held_out",
-    "num_examples": 1,
-    "generation": {"do_sample": False, "max_new_tokens": 8},
-    "skill_truncated": False,
-    "arms": {"base": _arm(9.5), "base_with_skill": _arm(8.0), "adapter": _arm(8.5)},
-    "internalisation": {"perplexity": {"ratio": 0.66, "reason": None}, "bleu": {"ratio": None, "reason": "no text"}},
-    "prompt_tokens_saved_per_call": 900.0,
-    "examples": [
-        {
-            "id": "held-out-1",
-            "prompt": "How should a commit summary look?",
-            "reference": "Imperative.",
-            "outputs": {arm: {"output": "", "perplexity": 9.0, "chrf": None} for arm in ("base", "adapter")},
-            "a_later_key": [1, 2],
-        }
-    ],
-    "best": ["held-out-1"],
-    "worst": ["held-out-1"],
-    "something_new": {"kept": True},
-}
-
-
 def test_a_stored_report_is_answered_as_it_was_written(client: Any, settings: Settings) -> None:
     """The report has a declared schema now; a report from before some of its fields is still answered
     byte for byte: absent fields stay absent (not null) and unknown keys pass through."""
@@ -160,9 +132,9 @@ def test_a_stored_report_is_answered_as_it_was_written(client: Any, settings: Se
     with session_scope(settings) as session:
         assert queued.claim(session=session, kind=queued.EVALUATION, work_id=evaluation_id, worker_id="w")
         assert queued.finish(
-            session=session, kind=queued.EVALUATION, work_id=evaluation_id, status="succeeded", report=OLD_REPORT
+            session=session, kind=queued.EVALUATION, work_id=evaluation_id, status="succeeded", report=STORED_REPORT
         )
     latest = client.get(f"/api/training/{job_id}/evaluation")
     assert latest.status_code == 200, latest.text
-    assert latest.json()["report"] == OLD_REPORT
-    assert client.get(f"/api/training/{job_id}/evaluations/{evaluation_id}").json()["report"] == OLD_REPORT
+    assert latest.json()["report"] == STORED_REPORT
+    assert client.get(f"/api/training/{job_id}/evaluations/{evaluation_id}").json()["report"] == STORED_REPORT
