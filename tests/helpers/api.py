@@ -64,4 +64,3 @@ STORED_REPORT: dict[str, Any] = {
     "worst": ["held-out-1"],
     "something_new": {"kept": True},
 }
-
