@@ -10,11 +10,22 @@ from pathlib import Path
 import pytest
 
 from skill_adapter.core.config import Settings
+from tests.helpers.databases import copy_database
 from tests.helpers.paths import EXAMPLE_SKILLS, REAL_MODEL
+from tests.helpers.tiers import never_selected
 
 # Read before the hermetic fixture clears SKILL_ADAPTER_*: a folder that keeps converted built-in models
 # between pytest runs (each conversion costs half a minute to two minutes and 540 MB).
 TEST_MODELS_DIR = os.environ.get("SKILL_ADAPTER_TEST_MODELS_DIR", "")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Do not even import a test module whose every test ``-m`` deselects by the module's own ``pytestmark``:
+    the fast tier then does not pay for the slow tiers' imports (peft, openai, ...) (tests/helpers/tiers.py)."""
+    expression = config.option.markexpr
+    if not expression or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return True if never_selected(collection_path, expression) else None
 
 
 @pytest.fixture(autouse=True)
@@ -63,12 +74,33 @@ def enqueued() -> list[str]:
     return []
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database at the newest revision, migrated once per session. Running the migrations costs a
+    third of a second or more per database; the apps of the ``client`` fixture start from a copy instead (the
+    migrations themselves are tested in tests/core/test_migrations.py, on empty databases)."""
+    from skill_adapter.core.db import init_db
+
+    root = tmp_path_factory.mktemp("migrated")
+    template = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        model="tiny",
+        database_url=None,
+        data_dir=root / "data",
+        checkpoint_dir=root / "checkpoints",
+    )
+    init_db(template)
+    return template.data_dir / "skill-adapter.db"
+
+
 @pytest.fixture
-def client(settings: Settings, enqueued: list[str]) -> Iterator[object]:
+def client(settings: Settings, enqueued: list[str], migrated_database: Path) -> Iterator[object]:
     from fastapi.testclient import TestClient
 
     from skill_adapter.api.main import create_app
 
+    if not settings.database_url:  # the app checks the copy's revision and finds it current
+        copy_database(migrated_database, settings)
     app = create_app(settings, enqueue=enqueued.append, run_sweeper=False)
     with TestClient(app) as test_client:
         yield test_client

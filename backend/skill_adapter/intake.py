@@ -25,6 +25,7 @@ from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import InvalidParameterError
 from skill_adapter.evaluation.jobs import create_evaluation
 from skill_adapter.models import Evaluation, Job
+from skill_adapter.public_paths import shower
 from skill_adapter.queued import EVALUATION, TRAINING
 from skill_adapter.schemas import TrainingParams, TrainingStartRequest
 from skill_adapter.worker.supervisor import Enqueue, enqueue_work
@@ -150,7 +151,7 @@ def preview(
         skill_file = service.resolve_skill_path(skill_path, skills_root=settings.skills_root)
         result = service.preview_skill(skill_file, settings=settings, **options)
         result["skill"]["source"] = skill_file.relative_to(settings.skills_root.resolve()).as_posix()
-        return result
+        return _public(result, settings)
     scratch = Path(tempfile.mkdtemp(prefix="skill-preview-"))
     try:
         skill_file = service.store_upload(upload[0], upload[1], scratch / "skill")
@@ -158,4 +159,18 @@ def preview(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result["skill"]["source"] = upload[0]
-    return result
+    return _public(result, settings)
+
+
+def _public(preview: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The preview with the model's folder and its tokenizer named as clients see server paths."""
+    shown = shower(settings)
+    tokens = preview["dataset_stats"]["tokens"]
+    return {
+        **preview,
+        "model": shown.text(preview["model"]),
+        "dataset_stats": {
+            **preview["dataset_stats"],
+            "tokens": {**tokens, "tokenizer": shown.path(tokens["tokenizer"])},
+        },
+    }

@@ -9,7 +9,7 @@ from skill_adapter import crud, queued
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.queued import TRAINING
-from tests.helpers.api import GUIDE_BODY, assert_error
+from tests.helpers.api import GUIDE_BODY, STORED_REPORT, assert_error
 
 HELD_OUT = {
     "prompt": [{"role": "user", "content": "How should a commit summary look?"}],
@@ -122,3 +122,19 @@ def test_bad_bodies(client: Any, settings: Settings, enqueued: list[str]) -> Non
     assert_error(client.post(url, json={"source": "evals"}), 422, "evals_not_found")
     assert enqueued == [job_id]
     assert client.get(f"/api/training/{job_id}/evaluations").json()["count"] == 0
+
+
+def test_a_stored_report_is_answered_as_it_was_written(client: Any, settings: Settings) -> None:
+    """The report has a declared schema now; a report from before some of its fields is still answered
+    byte for byte: absent fields stay absent (not null) and unknown keys pass through."""
+    job_id = succeeded_job(client, settings)
+    evaluation_id = client.post(f"/api/training/{job_id}/evaluate").json()["evaluation_id"]
+    with session_scope(settings) as session:
+        assert queued.claim(session=session, kind=queued.EVALUATION, work_id=evaluation_id, worker_id="w")
+        assert queued.finish(
+            session=session, kind=queued.EVALUATION, work_id=evaluation_id, status="succeeded", report=STORED_REPORT
+        )
+    latest = client.get(f"/api/training/{job_id}/evaluation")
+    assert latest.status_code == 200, latest.text
+    assert latest.json()["report"] == STORED_REPORT
+    assert client.get(f"/api/training/{job_id}/evaluations/{evaluation_id}").json()["report"] == STORED_REPORT

@@ -79,8 +79,9 @@ def test_health_says_the_default_model_is_converted_on_first_use_without_torch(t
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    model = result["health"]
-    assert model == result["config"]
+    model = result["health"]  # the operator's view; /api/config names the folder relative to the models folder
+    shown = "smollm2-135m-instruct"
+    assert result["config"] == {**model, "path": shown, "summary": model["summary"].replace(model["path"], shown)}
     assert (model["name"], model["builtin"], model["ready"], model["converts_on_first_use"]) == (
         "smollm2-135m-instruct", "smollm2-135m-instruct", False, True
     )  # fmt: skip
@@ -140,12 +141,16 @@ def test_bad_broker_url_fails_fast_with_503(settings: Settings) -> None:
     with TestClient(app) as client:
         started = time.monotonic()
         response = client.get("/api/health")
-        assert time.monotonic() - started < 3
+        elapsed = time.monotonic() - started
     assert response.status_code == 503
     body = response.json()
     assert set(body) == KEYS and body["status"] == "unavailable"
     assert body["database"]["status"] == "ok"
+    # Fast failure is the refused connection's own error, not the check's deadline running out ("no answer
+    # from the broker within 3 s"): that proves it did not wait, whatever the machine's load does to the clock.
     assert body["broker"]["status"] == "error" and "ConnectionError" in body["broker"]["error"]
+    assert "no answer" not in body["broker"]["error"]
+    assert elapsed < 30, f"health took {elapsed:.1f} s: a refused broker must not be retried"  # a hang, not a timing
     assert "secret" not in response.text  # the password is masked
 
 

@@ -12,7 +12,7 @@ from skill_adapter import crud, queued, webhooks
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import session_scope
 from skill_adapter.public_paths import shower
-from tests.helpers.api import start
+from tests.helpers.api import STORED_REPORT, start
 
 
 def test_paths_under_a_root_are_shown_relative_to_it(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_job_answers_and_webhooks_name_no_absolute_server_path(client: Any, sett
             kind=queued.EVALUATION,
             work_id="eval-1",
             status="succeeded",
-            report={"adapter_path": str(settings.checkpoint_dir.resolve() / good / "final")},
+            report={**STORED_REPORT, "adapter_path": str(settings.checkpoint_dir.resolve() / good / "final")},
             report_path=str(report_folder / "report.md"),
         )
 
@@ -108,3 +108,37 @@ def test_job_answers_and_webhooks_name_no_absolute_server_path(client: Any, sett
         event = crud.read_events(session=session, job_id=good, after=0, limit=100)[-1]
         body = json.dumps(webhooks.payload(job, event, shower(settings)))
     assert secret not in body and json.loads(body)["data"]["adapter_path"] == f"{good}/final"
+
+
+def test_config_names_the_base_model_relative_to_its_root(client: Any, settings: Settings, tmp_path: Path) -> None:
+    """/api/config shows the base model's folder as every other answer shows paths (issue 11)."""
+    from fastapi.testclient import TestClient
+
+    from skill_adapter.api.main import create_app
+    from skill_adapter.assets import TINY_MODEL_DIR
+
+    response = client.get("/api/config")
+    body = response.json()
+    assert body["model"] == body["base_model"]["path"] == "tiny-qwen3"
+    assert body["base_model"]["name"] == "tiny" and body["base_model"]["ready"] is True
+    assert str(TINY_MODEL_DIR.parent) not in response.text and str(tmp_path) not in response.text
+
+    models = tmp_path / "models"  # the built-in real model, converted on first use into the models folder
+    real = settings.model_copy(update={"model": "smollm2-135m-instruct", "models_dir": models})
+    with TestClient(create_app(real, enqueue=lambda _job_id: None, run_sweeper=False)) as other:
+        response = other.get("/api/config")
+    base = response.json()["base_model"]
+    assert base["name"] == "smollm2-135m-instruct" and base["converts_on_first_use"] is True
+    assert response.json()["model"] == base["path"] == "smollm2-135m-instruct"
+    assert str(tmp_path) not in response.text
+
+
+def test_preview_names_the_model_and_its_tokenizer_relative_to_their_root(client: Any) -> None:
+    skill = client.get("/api/skills").json()["data"][0]["path"]
+    response = client.post("/api/skills/preview", json={"skill_path": skill})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "tiny-qwen3"
+    assert body["dataset_stats"]["tokens"] == {**body["dataset_stats"]["tokens"], "exact": True}
+    assert body["dataset_stats"]["tokens"]["tokenizer"] == "tiny-qwen3/tokenizer.json"
+    assert '"/' not in response.text  # no absolute path anywhere in the answer

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,17 @@ import pytest
 
 from tests.helpers.api import GUIDE_BODY
 from tests.helpers.noise import foreign_lines
-from tests.helpers.processes import JOB_PATIENCE, CliProcess, running_serve, service_env, wait_for_job, wait_until
+from tests.helpers.processes import (
+    JOB_PATIENCE,
+    STOP_PATIENCE,
+    CliProcess,
+    alive,
+    descendants,
+    running_serve,
+    service_env,
+    wait_for_job,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -118,8 +127,11 @@ def test_running_job_resumes_after_the_whole_service_is_killed(tmp_path: Path, s
             JOB_PATIENCE,
             "a checkpoint before the kill",
         )
+        below = descendants(process.pid)  # the embedded worker and its training process
+        assert below, "serve has no worker process to kill"
         process.proc.kill()  # SIGKILL: no clean-up; the worker and its training process die with it
-    time.sleep(1)
+        # The next service must not start while the old trainer still writes to the job's folder.
+        wait_until(lambda: not any(alive(pid) for pid in below), STOP_PATIENCE, "the killed service's children")
 
     with running_serve(env=env, cwd=tmp_path) as (base, _):
         status = wait_for_job(base, job_id, {"succeeded", "failed", "cancelled"})

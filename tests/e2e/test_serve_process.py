@@ -13,6 +13,8 @@ import pytest
 
 from tests.helpers.processes import API_PATIENCE, CliProcess, free_port, service_env, uvicorn_ready_line
 
+pytestmark = pytest.mark.slow  # starts the service's processes
+
 
 def children_of(pid: int) -> list[int]:
     found = []

@@ -35,3 +35,32 @@ def assert_error(resp: Any, status: int, code: str) -> dict[str, Any]:
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
     return error
+
+
+def _arm(perplexity: float) -> dict[str, Any]:
+    return {"perplexity": perplexity, "accuracy": None, "bleu": None, "chrf": None, "prompt_tokens_per_call": 28.0}
+
+
+# An evaluation report as an older version stored it (no notes, arm titles, KL or expectations) with a key
+# no model names.
+STORED_REPORT: dict[str, Any] = {
+    "source": "held_out",
+    "num_examples": 1,
+    "generation": {"do_sample": False, "max_new_tokens": 8},
+    "skill_truncated": False,
+    "arms": {"base": _arm(9.5), "base_with_skill": _arm(8.0), "adapter": _arm(8.5)},
+    "internalisation": {"perplexity": {"ratio": 0.66, "reason": None}, "bleu": {"ratio": None, "reason": "no text"}},
+    "prompt_tokens_saved_per_call": 900.0,
+    "examples": [
+        {
+            "id": "held-out-1",
+            "prompt": "How should a commit summary look?",
+            "reference": "Imperative.",
+            "outputs": {arm: {"output": "", "perplexity": 9.0, "chrf": None} for arm in ("base", "adapter")},
+            "a_later_key": [1, 2],
+        }
+    ],
+    "best": ["held-out-1"],
+    "worst": ["held-out-1"],
+    "something_new": {"kept": True},
+}

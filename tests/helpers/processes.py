@@ -160,6 +160,33 @@ def running_serve(
         yield base, process
 
 
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children, their children ...), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # Field 4 of /proc/PID/stat, after the command name in parentheses (which may hold spaces).
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # it exited while we looked
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def wait_until(predicate: Callable[[], Any], patience: float, what: str, interval: float = 0.2) -> Any:
     """Poll a condition the process under test offers no line for (an HTTP answer); its first truthy value."""
     deadline = time.monotonic() + patience

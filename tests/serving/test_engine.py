@@ -14,6 +14,8 @@ from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.serving.engine import Engine, Generation
 from tests.helpers.adapters import train_fixed_answer
 
+pytestmark = pytest.mark.slow  # its fixture trains two adapters
+
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str] | None]:

@@ -21,6 +21,7 @@ from skill_adapter.assets import TINY_MODEL_DIR
 from skill_adapter.core.config import Settings
 from skill_adapter.core.db import init_db, session_scope
 from skill_adapter.models import utcnow
+from skill_adapter.serving.protocol import ChatCompletion, ModelList
 from tests.helpers.adapters import train_fixed_answer
 from tests.helpers.processes import MODEL_SERVER_PATIENCE, free_port, running_serve, uvicorn_ready_line
 
@@ -103,6 +104,16 @@ def test_models_lists_base_and_adapters(service: dict[str, object]) -> None:
     assert {"tiny", "train-alpha", "train-bravo", "train-other"} <= set(listed)
     assert listed["train-alpha"]["parent"] == "tiny" and listed["train-alpha"]["skill"] == "alpha-skill"
     assert listed["train-other"]["parent"] == "acme/other-7b" and listed["train-other"]["servable"] is False
+
+
+def test_answers_match_the_declared_schemas(service: dict[str, object]) -> None:
+    """The dashboard's types are generated from what the API's /v1 declares (serving/protocol.py)."""
+    api = service["api"]
+    listed = httpx.get(f"{api}/v1/models", timeout=10).json()
+    assert ModelList.model_validate(listed).model_dump(exclude_unset=True) == listed
+    request = {"model": "train-alpha", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    answer = httpx.post(f"{api}/v1/chat/completions", json={**request, "temperature": 0}, timeout=120).json()
+    assert ChatCompletion.model_validate(answer).model_dump(exclude_unset=True) == answer
 
 
 def test_each_adapter_answers_under_interleaved_concurrent_requests(service: dict[str, object]) -> None:

@@ -119,6 +119,7 @@ def test_celery_takes_one_job_at_a_time_and_routes_queues(settings: Settings) ->
     assert worker_command()[worker_command().index("-Q") + 1] == "training,evaluation"
 
 
+@pytest.mark.slow  # starts a Celery worker process
 def test_a_worker_process_reports_itself_and_leaves_on_shutdown(settings: Settings, tmp_path: Path) -> None:
     init_db(settings)
     env = {

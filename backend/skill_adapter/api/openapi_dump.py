@@ -1,7 +1,8 @@
 """Write the API's OpenAPI schema to a file: ``python -m skill_adapter.api.openapi_dump frontend/openapi.json``.
 
 The dashboard's TypeScript types are generated from that file (``cd frontend && npm run gen:types`` runs both
-steps); ``tests/api/test_openapi_types.py`` fails when the committed copies are stale."""
+steps); ``tests/api/test_openapi_dump.py`` fails when the committed copies are stale, and
+``tests/api/test_openapi_responses.py`` when a JSON answer has no declared schema."""
 
 from __future__ import annotations
 

@@ -120,3 +120,57 @@ class LoadLoraRequest(BaseModel):
 class UnloadLoraRequest(BaseModel):
     lora_name: str = Field(min_length=1, max_length=512)
     lora_int_id: int | None = None
+
+
+# ---- answers (what the model server sends; the API's /v1 declares them in its OpenAPI schema) -------------
+
+
+class ServedModel(BaseModel):
+    """One entry of ``GET /v1/models``: the base model (``parent`` null) or a succeeded job's adapter."""
+
+    id: str = Field(description="the base model's name or the job id; what `model` takes")
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    root: str
+    parent: str | None = Field(description="an adapter's base model; null for the base model itself")
+    loaded: bool
+    max_model_len: int | None = Field(default=None, description="the base model's context (base model only)")
+    skill: str | None = Field(default=None, description="an adapter's skill name")
+    servable: bool | None = Field(default=None, description="false: the adapter was trained on another base model")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ServedModel]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AnswerMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    message: AnswerMessage
+    logprobs: dict[str, Any] | None = Field(description='{"content": [token logprobs]} when asked for')
+    finish_reason: str | None
+
+
+class ChatCompletion(BaseModel):
+    """``POST /v1/chat/completions`` without ``stream``. With ``stream: true`` the answer is server-sent events:
+    one ``chat.completion.chunk`` per ``data:`` line (``choices[0].delta.content`` the new text; with
+    ``stream_options.include_usage`` a last chunk carries ``usage``), then ``data: [DONE]``."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage

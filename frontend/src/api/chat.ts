@@ -1,22 +1,13 @@
 // The OpenAI-compatible /v1 of the service: the model list and streamed chat completions (server-sent events).
 
 import { ApiError, authHeaders, KEY_NEEDED_EVENT } from './client'
+import type { components } from './schema'
 
 export const modelKeys = { all: ['v1', 'models'] as const }
 
-export interface ServedModel {
-  id: string
-  parent: string | null
-  loaded?: boolean
-  skill?: string
-  servable?: boolean
-}
-
-export interface ChatUsage {
-  prompt_tokens: number
-  completion_tokens: number
-  total_tokens: number
-}
+/** One entry of GET /v1/models: the base model (``parent`` null) or a job's adapter. */
+export type ServedModel = components['schemas']['ServedModel']
+export type ChatUsage = components['schemas']['Usage']
 
 export interface ChatRequest {
   model: string
@@ -46,7 +37,7 @@ export async function listModels(): Promise<ServedModel[]> {
     throw new ApiError(0, 'network_error', `Cannot reach the service (${String(err)})`)
   }
   if (!response.ok) throw await errorFrom(response)
-  return ((await response.json()) as { data: ServedModel[] }).data
+  return ((await response.json()) as components['schemas']['ModelList']).data
 }
 
 /** Stream one chat completion: ``onText`` gets each piece of the answer; resolves with the usage. */

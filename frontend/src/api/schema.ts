@@ -176,6 +176,70 @@ export type webhooks = Record<string, never>;
 
 export interface components {
   schemas: {
+    /** AnswerMessage */
+    AnswerMessage: {
+      /**
+       * Role
+       * @constant
+       */
+      role: "assistant";
+      /** Content */
+      content: string;
+    };
+    /**
+     * ArmMetrics
+     * @description One arm's figures over every case (null where a metric means nothing on this run).
+     */
+    ArmMetrics: {
+      /** Perplexity */
+      perplexity: number | null;
+      /** Accuracy */
+      accuracy: number | null;
+      /** Bleu */
+      bleu: number | null;
+      /** Chrf */
+      chrf: number | null;
+      /** Prompt Tokens Per Call */
+      prompt_tokens_per_call: number | null;
+      /**
+       * Scored Cases
+       * @description cases with an exact reference (text metrics)
+       */
+      scored_cases?: number | null;
+      /** Seconds */
+      seconds?: number | null;
+      /**
+       * Kl To Prompted
+       * @description mean KL per token to base + SKILL.md
+       */
+      kl_to_prompted?: number | null;
+      /** Expectations Checked */
+      expectations_checked?: number | null;
+      /** Expectation Pass Rate */
+      expectation_pass_rate?: number | null;
+      [key: string]: unknown;
+    };
+    /** ArmOutput */
+    ArmOutput: {
+      /** Output */
+      output: string;
+      /** Perplexity */
+      perplexity: number | null;
+      /** Chrf */
+      chrf: number | null;
+      /** Exact */
+      exact?: boolean | null;
+      /** Prompt Tokens */
+      prompt_tokens?: number | null;
+      /** Kl To Prompted */
+      kl_to_prompted?: number | null;
+      /**
+       * Expectations
+       * @description each expectation of the case: met or not
+       */
+      expectations?: boolean[] | null;
+      [key: string]: unknown;
+    };
     /**
      * BaseModelInfo
      * @description The base model jobs train (resolution only); when it cannot be resolved, name, ready and problem.
@@ -204,6 +268,35 @@ export interface components {
       /** Summary */
       summary?: string | null;
     };
+    /**
+     * ChatCompletion
+     * @description ``POST /v1/chat/completions`` without ``stream``. With ``stream: true`` the answer is server-sent events:
+     * one ``chat.completion.chunk`` per ``data:`` line (``choices[0].delta.content`` the new text; with
+     * ``stream_options.include_usage`` a last chunk carries ``usage``), then ``data: [DONE]``.
+     */
+    ChatCompletion: {
+      /** Id */
+      id: string;
+      /**
+       * Object
+       * @constant
+       */
+      object: "chat.completion";
+      /** Created */
+      created: number;
+      /** Model */
+      model: string;
+      /** Choices */
+      choices: components["schemas"]["CompletionChoice"][];
+      usage: components["schemas"]["Usage"];
+    };
+    /** ChatMessagePublic */
+    ChatMessagePublic: {
+      /** Role */
+      role: string;
+      /** Content */
+      content: string;
+    };
     /** CheckpointPublic */
     CheckpointPublic: {
       /** Step */
@@ -228,6 +321,30 @@ export interface components {
       data: components["schemas"]["CheckpointPublic"][];
       /** Count */
       count: number;
+    };
+    /** CodeBlockPublic */
+    CodeBlockPublic: {
+      /** Language */
+      language: string;
+      /** Code */
+      code: string;
+      /** Line */
+      line: number;
+    };
+    /** CompletionChoice */
+    CompletionChoice: {
+      /** Index */
+      index: number;
+      message: components["schemas"]["AnswerMessage"];
+      /**
+       * Logprobs
+       * @description {"content": [token logprobs]} when asked for
+       */
+      logprobs: {
+        [key: string]: unknown;
+      } | null;
+      /** Finish Reason */
+      finish_reason: string | null;
     };
     /** DatasetExamplePublic */
     DatasetExamplePublic: {
@@ -256,17 +373,136 @@ export interface components {
       job_id: string;
       /** Recipe */
       recipe: string;
-      /**
-       * Summary
-       * @description distill: teacher settings, counts per source, drops
-       */
-      summary: {
-        [key: string]: unknown;
-      } | null;
+      /** @description distill: teacher settings, counts per source, drops */
+      summary: components["schemas"]["DistillSummary"] | null;
       /** Examples */
       examples: components["schemas"]["DatasetExamplePublic"][];
       /** Count */
       count: number;
+    };
+    /** DatasetStats */
+    DatasetStats: {
+      /** Train Examples */
+      train_examples: number;
+      /** Held Out Examples */
+      held_out_examples: number;
+      /**
+       * By Generator
+       * @description per split, examples per generator
+       */
+      by_generator: {
+        [key: string]: {
+          [key: string]: number;
+        };
+      };
+      /** Held Out Sections */
+      held_out_sections: string[];
+      /**
+       * Dropped
+       * @description examples dropped, per reason
+       */
+      dropped: {
+        [key: string]: number;
+      };
+      tokens: components["schemas"]["TokenCounts"];
+      /** Max Seq Length */
+      max_seq_length: number;
+      /** Over Max Seq Length */
+      over_max_seq_length: number;
+      /** Seed */
+      seed: number;
+    };
+    /**
+     * DistillPreview
+     * @description What the distill recipe starts from, and whether the SKILL.md fits the teacher's context.
+     */
+    DistillPreview: {
+      /** Prompts */
+      prompts: components["schemas"]["DistillPrompt"][];
+      /** Model Written Prompts */
+      model_written_prompts: number;
+      /** Dropped */
+      dropped: {
+        [key: string]: number;
+      };
+      /** Skill Tokens */
+      skill_tokens: number | null;
+      /** Teacher Context Tokens */
+      teacher_context_tokens: number;
+      /** Skill Truncated For Teacher */
+      skill_truncated_for_teacher: boolean;
+      /** Note */
+      note: string;
+    };
+    /** DistillPrompt */
+    DistillPrompt: {
+      /** Prompt */
+      prompt: string;
+      /** Source */
+      source: string;
+      /** Kind */
+      kind: string;
+      /**
+       * Split
+       * @enum {string}
+       */
+      split: "train" | "held_out";
+    };
+    /**
+     * DistillSummary
+     * @description ``distill.json`` of a distill job: the teacher's settings, examples per source and split, what was
+     * dropped and why. Keys a later version adds pass through.
+     */
+    DistillSummary: {
+      /** Recipe */
+      recipe?: string | null;
+      /**
+       * Teacher
+       * @description the teacher's settings (they key the cache)
+       */
+      teacher?: {
+        [key: string]: unknown;
+      } | null;
+      /**
+       * Dropped
+       * @description examples dropped, per reason
+       */
+      dropped?: {
+        [key: string]: number;
+      } | null;
+      /**
+       * Sources
+       * @description examples per split, per source
+       */
+      sources?: {
+        [key: string]: {
+          [key: string]: number;
+        };
+      } | null;
+      /** Train */
+      train?: number | null;
+      /** Held Out */
+      held_out?: number | null;
+      /** Seed */
+      seed?: number | null;
+      /** Cache Key */
+      cache_key?: string | null;
+      [key: string]: unknown;
+    };
+    /** EmbeddedWorkerState */
+    EmbeddedWorkerState: {
+      /** Pid */
+      pid: number;
+      /**
+       * Status
+       * @enum {string}
+       */
+      status: "starting" | "running" | "not responding" | "exited";
+      /** Exit Code */
+      exit_code: number | null;
+      /** Seconds Since Start */
+      seconds_since_start: number;
+      [key: string]: unknown;
     };
     /** ErrorBody */
     ErrorBody: {
@@ -278,6 +514,32 @@ export interface components {
     /** ErrorResponse */
     ErrorResponse: {
       error: components["schemas"]["ErrorBody"];
+    };
+    /** EvalExamplePublic */
+    EvalExamplePublic: {
+      /** Id */
+      id: string;
+      /** Prompt */
+      prompt: string | components["schemas"]["ChatMessagePublic"][];
+      /** Reference */
+      reference: string;
+      /** Exact */
+      exact?: boolean | null;
+      /** Section */
+      section?: string | null;
+      /** Generator */
+      generator?: string | null;
+      /** Files */
+      files?: string[] | null;
+      /** Expectations */
+      expectations?: {
+          [key: string]: unknown;
+        }[] | null;
+      /** Outputs */
+      outputs: {
+        [key: string]: components["schemas"]["ArmOutput"];
+      };
+      [key: string]: unknown;
     };
     /** EvaluationCreated */
     EvaluationCreated: {
@@ -319,10 +581,75 @@ export interface components {
       /** Report Path */
       report_path?: string | null;
       error?: components["schemas"]["ErrorBody"] | null;
-      /** Report */
-      report?: {
-        [key: string]: unknown;
+      report?: components["schemas"]["EvaluationReport"] | null;
+    };
+    /**
+     * EvaluationReport
+     * @description Three arms (base, base + SKILL.md, adapter) on the same cases, and how much of the skill's effect
+     * the adapter reproduces.
+     */
+    EvaluationReport: {
+      /**
+       * Source
+       * @enum {string}
+       */
+      source: "held_out" | "evals";
+      /** Num Examples */
+      num_examples: number;
+      generation: components["schemas"]["GenerationSettings"];
+      /** Skill Truncated */
+      skill_truncated: boolean;
+      /** Arms */
+      arms: {
+        [key: string]: components["schemas"]["ArmMetrics"];
+      };
+      /**
+       * Internalisation
+       * @description per metric: the share of the skill's effect the adapter reproduces
+       */
+      internalisation: {
+        [key: string]: components["schemas"]["Internalisation"];
+      };
+      /** Prompt Tokens Saved Per Call */
+      prompt_tokens_saved_per_call: number | null;
+      /** Examples */
+      examples: components["schemas"]["EvalExamplePublic"][];
+      /** Best */
+      best: string[];
+      /** Worst */
+      worst: string[];
+      /**
+       * Notes
+       * @description which figures mean nothing on this run, and why
+       */
+      notes?: string[] | null;
+      /**
+       * Arm Titles
+       * @description what each arm is called in words
+       */
+      arm_titles?: {
+        [key: string]: string;
       } | null;
+      /** Limit */
+      limit?: number | null;
+      /** Model */
+      model?: string | null;
+      /** Adapter Path */
+      adapter_path?: string | null;
+      /** Context Tokens */
+      context_tokens?: number | null;
+      skill?: components["schemas"]["SkillContext"] | null;
+      /** Elapsed Seconds */
+      elapsed_seconds?: number | null;
+      /** Evaluation Id */
+      evaluation_id?: string | null;
+      /** Job Id */
+      job_id?: string | null;
+      /** Skill Name */
+      skill_name?: string | null;
+      /** Seed */
+      seed?: number | null;
+      [key: string]: unknown;
     };
     /** EvaluationSummary */
     EvaluationSummary: {
@@ -364,6 +691,118 @@ export interface components {
       data: components["schemas"]["JobEventPublic"][];
       /** Next */
       next: number;
+    };
+    /**
+     * ExplicitExamplePublic
+     * @description An input/output pair the author wrote in the body.
+     */
+    ExplicitExamplePublic: {
+      /** Input */
+      input: string;
+      /** Output */
+      output: string;
+      /** Section */
+      section: string;
+      /** Line */
+      line: number;
+    };
+    /**
+     * FindingPublic
+     * @description A spec violation or a repair the importer made (never fatal).
+     */
+    FindingPublic: {
+      /** Code */
+      code: string;
+      /** Message */
+      message: string;
+      /** Line */
+      line: number | null;
+      /**
+       * Severity
+       * @enum {string}
+       */
+      severity: "warning" | "info";
+    };
+    /** GenerationSettings */
+    GenerationSettings: {
+      /** Do Sample */
+      do_sample: boolean;
+      /** Max New Tokens */
+      max_new_tokens: number;
+      /** Num Beams */
+      num_beams?: number | null;
+      /** Batch Size */
+      batch_size?: number | null;
+      [key: string]: unknown;
+    };
+    /**
+     * HealthCheck
+     * @description The database or the broker: ``status`` ok or error, and (to a caller the server knows) the details.
+     */
+    HealthCheck: {
+      /**
+       * Status
+       * @enum {string}
+       */
+      status: "ok" | "error";
+      /** Url */
+      url?: string | null;
+      /** Latency Ms */
+      latency_ms?: number | null;
+      /** Error */
+      error?: string | null;
+      /** Dialect */
+      dialect?: string | null;
+      /** Revision */
+      revision?: string | null;
+      /** Head */
+      head?: string | null;
+      /** Transport */
+      transport?: string | null;
+      /** Folder */
+      folder?: string | null;
+      /**
+       * Messages
+       * @description messages waiting, per queue
+       */
+      messages?: {
+        [key: string]: number;
+      } | null;
+      [key: string]: unknown;
+    };
+    /**
+     * HealthPublic
+     * @description ``GET /api/health`` (200, or 503 with the same body). A caller without a valid key, on a server that
+     * has keys, gets only ``status``, each check's ``status`` and ``auth: "required"``.
+     */
+    HealthPublic: {
+      /**
+       * Status
+       * @enum {string}
+       */
+      status: "ok" | "unavailable";
+      database: components["schemas"]["HealthCheck"];
+      broker: components["schemas"]["HealthCheck"];
+      /** Workers */
+      workers?: components["schemas"]["WorkerPublic"][] | null;
+      embedded_worker?: components["schemas"]["EmbeddedWorkerState"] | null;
+      model?: components["schemas"]["BaseModelInfo"] | null;
+      /** Warnings */
+      warnings?: string[] | null;
+      /** Auth */
+      auth?: "required" | null;
+      [key: string]: unknown;
+    };
+    /** Internalisation */
+    Internalisation: {
+      /** Ratio */
+      ratio: number | null;
+      /**
+       * Reason
+       * @description why the ratio means nothing on this run (null when it does)
+       */
+      reason: string | null;
+      [key: string]: unknown;
     };
     /** JobCreated */
     JobCreated: {
@@ -539,6 +978,16 @@ export interface components {
       /** Next */
       next: number;
     };
+    /** ModelList */
+    ModelList: {
+      /**
+       * Object
+       * @constant
+       */
+      object: "list";
+      /** Data */
+      data: components["schemas"]["ServedModel"][];
+    };
     /** ParamChoice */
     ParamChoice: {
       /** Value */
@@ -674,6 +1123,139 @@ export interface components {
       setting: string | null;
     };
     /**
+     * PreviewExample
+     * @description One example as training gets it: TRL's conversational prompt/completion, plus its tags.
+     */
+    PreviewExample: {
+      /** Prompt */
+      prompt: components["schemas"]["ChatMessagePublic"][];
+      /** Completion */
+      completion: components["schemas"]["ChatMessagePublic"][];
+      /** Generator */
+      generator: string;
+      /** Section */
+      section: string | null;
+      /** Kind */
+      kind: string;
+      /**
+       * Split
+       * @enum {string}
+       */
+      split: "train" | "held_out";
+    };
+    /**
+     * PreviewPublic
+     * @description ``POST /api/skills/preview``: what a job on this skill would train on, without starting one.
+     */
+    PreviewPublic: {
+      skill: components["schemas"]["SkillPublic"];
+      /** Findings */
+      findings: components["schemas"]["FindingPublic"][];
+      dataset_stats: components["schemas"]["DatasetStats"];
+      /** Examples */
+      examples: components["schemas"]["PreviewExample"][];
+      /** Model */
+      model: string;
+      /**
+       * Recipe
+       * @enum {string}
+       */
+      recipe: "template" | "distill";
+      distill: components["schemas"]["DistillPreview"];
+    };
+    /**
+     * ReferencePublic
+     * @description A file under scripts/, references/ or assets/ that the body names.
+     */
+    ReferencePublic: {
+      /** Path */
+      path: string;
+      /**
+       * Kind
+       * @enum {string}
+       */
+      kind: "scripts" | "references" | "assets";
+      /** Line */
+      line: number;
+      /** Text */
+      text: string | null;
+      /** Exists */
+      exists: boolean | null;
+    };
+    /**
+     * SectionPublic
+     * @description One heading of the body and the markdown under it.
+     */
+    SectionPublic: {
+      /** Title */
+      title: string;
+      /** Level */
+      level: number;
+      /** Line */
+      line: number;
+      /** Text */
+      text: string;
+      /** Parents */
+      parents: string[];
+      /** Paragraphs */
+      paragraphs: string[];
+      /** Bullets */
+      bullets: string[];
+      /** Steps */
+      steps: string[];
+      /** Code Blocks */
+      code_blocks: components["schemas"]["CodeBlockPublic"][];
+      /**
+       * Path
+       * @description the headings above it and its own, joined with ' > '
+       */
+      path: string;
+    };
+    /**
+     * ServedModel
+     * @description One entry of ``GET /v1/models``: the base model (``parent`` null) or a succeeded job's adapter.
+     */
+    ServedModel: {
+      /**
+       * Id
+       * @description the base model's name or the job id; what `model` takes
+       */
+      id: string;
+      /**
+       * Object
+       * @constant
+       */
+      object: "model";
+      /** Created */
+      created: number;
+      /** Owned By */
+      owned_by: string;
+      /** Root */
+      root: string;
+      /**
+       * Parent
+       * @description an adapter's base model; null for the base model itself
+       */
+      parent: string | null;
+      /** Loaded */
+      loaded: boolean;
+      /**
+       * Max Model Len
+       * @description the base model's context (base model only)
+       */
+      max_model_len?: number | null;
+      /**
+       * Skill
+       * @description an adapter's skill name
+       */
+      skill?: string | null;
+      /**
+       * Servable
+       * @description false: the adapter was trained on another base model
+       */
+      servable?: boolean | null;
+    };
+    /**
      * ServerConfig
      * @description ``GET /api/config``: every training parameter's default, range and form, and the base model.
      */
@@ -690,6 +1272,161 @@ export interface components {
       };
       /** Parameters */
       parameters: components["schemas"]["ParamSpec"][];
+    };
+    /** SkillContext */
+    SkillContext: {
+      /** Tokens */
+      tokens?: number | null;
+      /** Tokens Used */
+      tokens_used?: number | null;
+      /** Truncated */
+      truncated?: boolean | null;
+      [key: string]: unknown;
+    };
+    /** SkillEntry */
+    SkillEntry: {
+      /**
+       * Path
+       * @description a valid `skill_path`, relative to the skills root
+       */
+      path: string;
+      /**
+       * Name
+       * @description the frontmatter's name (empty when it has none)
+       */
+      name: string;
+    };
+    /**
+     * SkillPublic
+     * @description The parsed SKILL.md: frontmatter fields and body structure.
+     */
+    SkillPublic: {
+      /** Name */
+      name: string;
+      /** Description */
+      description: string;
+      /** Body */
+      body: string;
+      /** License */
+      license: string | null;
+      /** Compatibility */
+      compatibility: string | null;
+      /** Metadata */
+      metadata: {
+        [key: string]: string;
+      };
+      /** Allowed Tools */
+      allowed_tools: string[];
+      /**
+       * Extra
+       * @description frontmatter keys outside the spec, as written
+       */
+      extra: {
+        [key: string]: unknown;
+      };
+      /** Sections */
+      sections: components["schemas"]["SectionPublic"][];
+      /** Examples */
+      examples: components["schemas"]["ExplicitExamplePublic"][];
+      /** References */
+      references: components["schemas"]["ReferencePublic"][];
+      /**
+       * Source
+       * @description the skill as the client named it (its skill_path or upload name)
+       */
+      source: string | null;
+    };
+    /**
+     * SkillsPublic
+     * @description The SKILL.md files under the skills root (the dashboard's skill picker).
+     */
+    SkillsPublic: {
+      /**
+       * Root
+       * @description the skills root's folder name (never an absolute server path)
+       */
+      root: string;
+      /** Data */
+      data: components["schemas"]["SkillEntry"][];
+      /** Count */
+      count: number;
+    };
+    /** TokenCounts */
+    TokenCounts: {
+      /**
+       * Exact
+       * @description counted with the model's tokenizer.json; false: four characters per token
+       */
+      exact: boolean;
+      /** Tokenizer */
+      tokenizer: string | null;
+      all: components["schemas"]["TokenStats"];
+      train: components["schemas"]["TokenStats"];
+    };
+    /** TokenStats */
+    TokenStats: {
+      /** Min */
+      min: number;
+      /** Max */
+      max: number;
+      /** Mean */
+      mean: number;
+      /** P50 */
+      p50: number;
+      /** P95 */
+      p95: number;
+      /** Total */
+      total: number;
+    };
+    /** Usage */
+    Usage: {
+      /** Prompt Tokens */
+      prompt_tokens: number;
+      /** Completion Tokens */
+      completion_tokens: number;
+      /** Total Tokens */
+      total_tokens: number;
+    };
+    /** WorkerPublic */
+    WorkerPublic: {
+      /** Id */
+      id: string;
+      /** Name */
+      name: string;
+      /** Hostname */
+      hostname: string;
+      /** Pid */
+      pid: number;
+      /** Queues */
+      queues: string[];
+      /** Device */
+      device: string | null;
+      /** Gpu Name */
+      gpu_name: string | null;
+      /** Gpu Free Mb */
+      gpu_free_mb: number | null;
+      /** Gpu Total Mb */
+      gpu_total_mb: number | null;
+      /** Details */
+      details: {
+        [key: string]: unknown;
+      };
+      /**
+       * Job Id
+       * @description the training job or evaluation it runs
+       */
+      job_id: string | null;
+      /**
+       * Started At
+       * Format: date-time
+       */
+      started_at: string;
+      /**
+       * Heartbeat At
+       * Format: date-time
+       */
+      heartbeat_at: string;
+      [key: string]: unknown;
     };
   };
   responses: never;
@@ -1852,12 +2589,14 @@ export interface operations {
       /** @description Successful Response */
       200: {
         content: {
-          "application/json": unknown;
+          "application/json": components["schemas"]["HealthPublic"];
         };
       };
       /** @description The database or the broker is down (same body) */
       503: {
-        content: never;
+        content: {
+          "application/json": components["schemas"]["HealthPublic"];
+        };
       };
     };
   };
@@ -1885,9 +2624,7 @@ export interface operations {
       /** @description Successful Response */
       200: {
         content: {
-          "application/json": {
-            [key: string]: unknown;
-          };
+          "application/json": components["schemas"]["SkillsPublic"];
         };
       };
       /** @description The body is not valid JSON (invalid_json), or the Host header names another server (host_not_allowed) */
@@ -1957,7 +2694,7 @@ export interface operations {
       /** @description Successful Response */
       200: {
         content: {
-          "application/json": unknown;
+          "application/json": components["schemas"]["PreviewPublic"];
         };
       };
       /** @description The body is not valid JSON (invalid_json), or the Host header names another server (host_not_allowed) */
@@ -2007,7 +2744,7 @@ export interface operations {
       /** @description Successful Response */
       200: {
         content: {
-          "application/json": unknown;
+          "application/json": components["schemas"]["ModelList"];
         };
       };
       /** @description Malformed request, or prompt + max_tokens over the context */
@@ -2050,10 +2787,11 @@ export interface operations {
    */
   chat_completions_v1_chat_completions_post: {
     responses: {
-      /** @description Successful Response */
+      /** @description JSON, or server-sent events with stream */
       200: {
         content: {
-          "application/json": unknown;
+          "application/json": components["schemas"]["ChatCompletion"];
+          "text/event-stream": unknown;
         };
       };
       /** @description Malformed request, or prompt + max_tokens over the context */
@@ -2099,7 +2837,7 @@ export interface operations {
       /** @description Successful Response */
       200: {
         content: {
-          "application/json": unknown;
+          "text/plain": string;
         };
       };
       /** @description Malformed request, or prompt + max_tokens over the context */
@@ -2145,7 +2883,7 @@ export interface operations {
       /** @description Successful Response */
       200: {
         content: {
-          "application/json": unknown;
+          "text/plain": string;
         };
       };
       /** @description Malformed request, or prompt + max_tokens over the context */

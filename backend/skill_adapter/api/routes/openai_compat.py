@@ -11,11 +11,11 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from skill_adapter.api.deps import CallerDep
 from skill_adapter.auth import Caller
-from skill_adapter.serving.protocol import OWNER_HEADER, openai_error
+from skill_adapter.serving.protocol import OWNER_HEADER, ChatCompletion, ModelList, openai_error
 
 # Every status the model server (or this proxy) answers, in OpenAI's error shape.
 V1_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -102,19 +102,23 @@ async def _relay(response: Any) -> AsyncIterator[bytes]:
             await response.aclose()
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelList)
 async def list_models(request: Request, caller: CallerDep) -> Response:
     """The base model and every succeeded adapter (``parent`` is its base; ``loaded`` marks loaded ones)."""
     return await _forward(request, "/v1/models", caller)
 
 
-@router.post("/chat/completions")
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or server-sent events with stream"}},
+)
 async def chat_completions(request: Request, caller: CallerDep) -> Response:
     """OpenAI's chat completions; ``model`` is the base model's name, a job id or a skill name."""
     return await _forward(request, "/v1/chat/completions", caller)
 
 
-@router.post("/load_lora_adapter")
+@router.post("/load_lora_adapter", response_class=PlainTextResponse)
 async def load_lora_adapter(request: Request, caller: CallerDep) -> Response:
     """vLLM's admin call: load an adapter now (``{"lora_name": job id or skill name}``)."""
     if not caller.admin:
@@ -122,7 +126,7 @@ async def load_lora_adapter(request: Request, caller: CallerDep) -> Response:
     return await _forward(request, "/v1/load_lora_adapter", caller)
 
 
-@router.post("/unload_lora_adapter")
+@router.post("/unload_lora_adapter", response_class=PlainTextResponse)
 async def unload_lora_adapter(request: Request, caller: CallerDep) -> Response:
     """vLLM's admin call: unload an adapter (``{"lora_name": ...}``)."""
     if not caller.admin:

@@ -11,13 +11,13 @@ from skill_adapter import intake
 from skill_adapter.api.deps import SettingsDep
 from skill_adapter.api.responses import error_responses
 from skill_adapter.api.uploads import read_skill_request, upload_schema
-from skill_adapter.schemas import PreviewRequest, PreviewUploadRequest
+from skill_adapter.schemas import PreviewPublic, PreviewRequest, PreviewUploadRequest, SkillsPublic
 from skill_adapter.skills import list_skills
 
 router = APIRouter(prefix="/api/skills", tags=["skills"], responses=error_responses(400, 401, 403))
 
 
-@router.get("")
+@router.get("", response_model=SkillsPublic)
 def get_skills(settings: SettingsDep) -> dict[str, Any]:
     """SKILL.md files under the skills root, as ``skill_path`` values for ``/api/training/start``."""
     data = [{"path": entry.path, "name": entry.name} for entry in list_skills(settings.skills_root)]
@@ -27,6 +27,7 @@ def get_skills(settings: SettingsDep) -> dict[str, Any]:
 
 @router.post(
     "/preview",
+    response_model=PreviewPublic,
     responses=error_responses(400, 403, 404, 413, 422),
     openapi_extra={
         "requestBody": {

@@ -12,12 +12,17 @@ from skill_adapter.api.deps import PROTECTED, SettingsDep, authenticate
 from skill_adapter.auth import UnauthorizedError
 from skill_adapter.core.params import configured_defaults, param_specs
 from skill_adapter.health import health_report, model_section
-from skill_adapter.schemas import PARAM_RANGES, ServerConfig
+from skill_adapter.public_paths import shower
+from skill_adapter.schemas import PARAM_RANGES, HealthPublic, ServerConfig
 
 router = APIRouter(prefix="/api", tags=["system"])
 
 
-@router.get("/health", responses={503: {"description": "The database or the broker is down (same body)"}})
+@router.get(
+    "/health",
+    response_model=HealthPublic,
+    responses={503: {"model": HealthPublic, "description": "The database or the broker is down (same body)"}},
+)
 async def health(request: Request, settings: SettingsDep) -> JSONResponse:
     """The database, the broker and the live workers with their devices; 503 when the database or broker is down.
 
@@ -48,9 +53,10 @@ async def health(request: Request, settings: SettingsDep) -> JSONResponse:
 def config(settings: SettingsDep) -> dict[str, Any]:
     """Every training parameter: its default on this server, its allowed range, and how the dashboard's form
     shows it (core/params.py); and the base model."""
+    shown = shower(settings)  # the model's folder as clients see paths: relative to its root (public_paths.py)
     return {
-        "model": settings.model_name_or_path,
-        "base_model": model_section(settings),
+        "model": shown.text(settings.model_name_or_path),
+        "base_model": shown.value(model_section(settings)),
         "model_max_length": settings.model_max_length(),
         "defaults": configured_defaults(settings),
         "ranges": PARAM_RANGES,
