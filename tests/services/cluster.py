@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from skill_adapter.cli import worker_command
-from tests.helpers.processes import free_port
+from tests.helpers.processes import JOB_PATIENCE, free_port
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -35,8 +35,12 @@ LONG_JOB = {
 }
 
 
-def wait_until(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+def wait_until(predicate: Any, timeout: float = JOB_PATIENCE, what: str = "condition") -> None:
+    """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds.
+
+    The default patience is a job's: what these tests await (a step, a message delivered, a task's end)
+    comes after a worker's child process has imported torch and loaded a model, which takes minutes on a
+    crowded 2-core machine (60 s timed out there: "training to be under way")."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
