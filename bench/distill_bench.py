@@ -33,6 +33,9 @@ def run(
     arms_wanted: list[str],
     lora_r: int,
     top_k: int,
+    data_dir: Path | None = None,
+    accumulation: int = 1,
+    extra_params: dict[str, Any] | None = None,
 ) -> None:
     from skill_adapter import crud, queued
     from skill_adapter.core.config import Settings
@@ -50,7 +53,7 @@ def run(
         _env_file=None,  # type: ignore[call-arg]
         model=os.environ.get("SKILL_ADAPTER_MODEL", "smollm2-135m-instruct"),
         models_dir=os.environ.get("SKILL_ADAPTER_MODELS_DIR") or None,
-        data_dir=tmp / "data",
+        data_dir=data_dir or tmp / "data",  # a kept data dir reuses the teacher's datasets across runs
         checkpoint_dir=tmp / "checkpoints",
         skills_root=root,
         save_steps=10_000,
@@ -63,7 +66,7 @@ def run(
         common = {
             "num_epochs": epochs,
             "batch_size": 4,
-            "gradient_accumulation_steps": 1,
+            "gradient_accumulation_steps": accumulation,
             "learning_rate": lr,
             "max_seq_length": 2048,
             "distill_prompts": prompts,
@@ -71,6 +74,7 @@ def run(
             "lora_r": lora_r,
             "lora_alpha": 2 * lora_r,
             "distill_top_k": top_k,
+            **(extra_params or {}),
         }
         all_arms = {
             "distill_kl": {"recipe": "distill", "distill_loss": "kl"},
@@ -165,6 +169,9 @@ def main() -> None:
     parser.add_argument("--arms", default="distill_kl,distill_sft,template", help="comma-separated; distill_kl first")
     parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha twice that)")
     parser.add_argument("--top-k", type=int, default=64, help="distill_top_k (0: the whole vocabulary)")
+    parser.add_argument("--accumulation", type=int, default=1, help="gradient_accumulation_steps")
+    parser.add_argument("--data-dir", type=Path, default=None, help="kept: teacher datasets reused")
+    parser.add_argument("--param", action="append", default=[], help="NAME=JSON, any other training parameter")
     args = parser.parse_args()
     run(
         [p.resolve() for p in args.skills],
@@ -176,6 +183,9 @@ def main() -> None:
         arms_wanted=args.arms.split(","),
         lora_r=args.lora_r,
         top_k=args.top_k,
+        data_dir=args.data_dir.resolve() if args.data_dir else None,
+        accumulation=args.accumulation,
+        extra_params={k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)},
     )
 
 

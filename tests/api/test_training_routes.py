@@ -189,7 +189,7 @@ def test_recipe_defaults_and_choice_are_stored(client: Any) -> None:
     assert config["recipe"] == "distill" and config["distill_loss"] == "sft" and config["distill_prompts"] == 0
     assert config["teacher_max_new_tokens"] == 128 and config["distill_top_k"] == 64
     defaults = client.get("/api/config").json()["defaults"]
-    assert defaults["recipe"] == "template"  # the tests' environment pins it; the server default is distill
+    assert defaults["recipe"] == "template"  # the tests' environment pins it (and so does the server default, for now)
     dataset = client.get(f"/api/training/{body['job_id']}/dataset").json()
     assert dataset == {"job_id": body["job_id"], "recipe": "distill", "summary": None, "examples": [], "count": 0}
 

@@ -345,6 +345,29 @@ def test_stored_teacher_targets_give_the_live_teachers_loss(tiny: tuple[Any, Any
     assert kept == pytest.approx(live, rel=1e-4)
 
 
+def test_a_cancel_stops_the_teacher_targets_pass_between_batches(tiny: tuple[Any, Any]) -> None:
+    """The KL targets are a teacher pass over every answer before the first training step: a cancel set
+    during it stops it at the next batch instead of after the last one."""
+    from skill_adapter.datasets.builder import Example
+    from skill_adapter.training.distill_trainer import kl_records, teacher_targets
+
+    model, tokenizer = tiny
+    examples = [Example(f"Question number {i}?", f"answer {i} here", "model", "s") for i in range(6)]
+    rows = list(kl_records(examples, tokenizer=tokenizer, skill_text="Answer in French. " * 10, max_length=256))
+    polls = iter(range(100))
+    mode = model.training
+    seen, handle = _count_tokens(model)
+    try:
+        with pytest.raises(GenerationCancelled):
+            teacher_targets(model, rows, top_k=4, batch_size=1, cancelled=lambda: next(polls) >= 2)
+    finally:
+        handle.remove()
+    assert len(seen) == 3  # the prefix, then the two batches before the cancel was seen; not six
+    assert model.training == mode  # the pass switched to eval mode and back, cancel or not
+    uncancelled = teacher_targets(model, rows, top_k=4, batch_size=1, cancelled=lambda: False)
+    assert len(uncancelled) == len(rows)
+
+
 class _Shifted(torch.nn.Module):
     """A student whose logits differ from the teacher's (the base model): its own weights are the
     model's, plus a fixed shift of the logits; ``disable_adapter`` gives the plain model."""

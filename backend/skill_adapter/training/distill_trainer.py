@@ -19,6 +19,7 @@ checkpoints, callbacks and resume.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,7 +27,14 @@ from datasets import Dataset
 from transformers import Trainer
 
 from skill_adapter.datasets.builder import Example
-from skill_adapter.training.teacher import PrefixCache, base_weights, end_id, render, shared_prefix
+from skill_adapter.training.teacher import (
+    GenerationCancelled,
+    PrefixCache,
+    base_weights,
+    end_id,
+    render,
+    shared_prefix,
+)
 
 TARGET_BATCH = 4
 
@@ -75,12 +83,19 @@ def kl_records(examples: list[Example], *, tokenizer: Any, skill_text: str, max_
 
 @torch.no_grad()
 def teacher_targets(
-    model: Any, rows: list[dict[str, Any]], *, top_k: int, batch_size: int = TARGET_BATCH, reuse_prefix: bool = True
+    model: Any,
+    rows: list[dict[str, Any]],
+    *,
+    top_k: int,
+    batch_size: int = TARGET_BATCH,
+    reuse_prefix: bool = True,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> list[dict[str, Any]]:
     """Each row of :func:`kl_records` with the teacher's targets added, computed once with the adapter
     disabled: ``teacher_top`` (answer tokens x ``top_k`` log-probabilities, float32) and ``teacher_index``
     (their token ids). The tokens every teacher view starts with (chat frame + SKILL.md) are encoded once
-    and their KV cache copied per batch; each batch's own tokens are right-padded after it."""
+    and their KV cache copied per batch; each batch's own tokens are right-padded after it. ``cancelled`` is
+    polled before every batch: once it is true, :class:`GenerationCancelled` is raised."""
     if not rows:
         return []
     device = next(model.parameters()).device
@@ -92,6 +107,9 @@ def teacher_targets(
         prefix = PrefixCache(model, views[0][: shared_prefix(views)]) if reuse_prefix else None
         head = len(prefix) if prefix is not None else 0
         for start in range(0, len(rows), batch_size):
+            if cancelled():
+                model.train(was_training)
+                raise GenerationCancelled
             chunk = rows[start : start + batch_size]
             rests = [view[head:] for view in views[start : start + batch_size]]
             width = max(len(r) for r in rests)

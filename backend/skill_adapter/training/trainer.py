@@ -185,6 +185,7 @@ def train_adapter(
     trainer: Trainer
     if kl_skill_text is not None:
         from skill_adapter.training.distill_trainer import KLCollator, KLDistillTrainer, kl_records, teacher_targets
+        from skill_adapter.training.teacher import GenerationCancelled
 
         args.remove_unused_columns = False
         max_length = int(config["max_seq_length"])
@@ -195,17 +196,23 @@ def train_adapter(
             if top_k <= 0:  # the whole vocabulary: too large to keep, the teacher runs at every step
                 return rows
             started = time.monotonic()
-            targets = teacher_targets(model, list(rows), top_k=top_k)
+            targets = teacher_targets(model, list(rows), top_k=top_k, cancelled=reporter.cancel_requested)
             reporter.log(
                 f"teacher: top-{top_k} targets for {len(targets)} answers in {time.monotonic() - started:.1f} s"
             )
             return targets
 
+        try:  # the teacher's targets: a pass over every answer, before the first step; a cancel stops it
+            train_rows = kl_rows(dataset.train)
+            eval_rows = kl_rows(dataset.held_out) if has_eval else None
+        except GenerationCancelled:
+            reporter.log("cancelled while the teacher computed the KL targets")
+            return TrainResult(None, True, 0, None)
         trainer = KLDistillTrainer(
             model=model,
             args=args,
-            train_dataset=kl_rows(dataset.train),
-            eval_dataset=kl_rows(dataset.held_out) if has_eval else None,
+            train_dataset=train_rows,
+            eval_dataset=eval_rows,
             data_collator=KLCollator(tokenizer.pad_token_id),
             processing_class=tokenizer,
             callbacks=callbacks,
