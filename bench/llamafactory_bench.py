@@ -218,11 +218,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_alpaca(dataset.train, work / "data")
+
+        def record(rows: list[dict[str, float]], name: str, row: dict[str, float]) -> None:
+            rows.append(row)  # each run as it ends, so that a run cut short still leaves its figures
+            print(f"  {name}: loop {row['loop_seconds']:.2f} s, process wall {row['wall']:.2f} s, "
+                  f"peak RSS {row['peak_mib']:.0f} MiB, load {load_average()}", flush=True)  # fmt: skip
+
         for r in range(args.rounds):  # ABBA
-            mine.append(ours(config, args.skill, work / f"ours{r}a", env))
-            them.append(theirs(cli, config, work / "data", work / f"theirs{r}a", env))
-            them.append(theirs(cli, config, work / "data", work / f"theirs{r}b", env))
-            mine.append(ours(config, args.skill, work / f"ours{r}b", env))
+            record(mine, "ours", ours(config, args.skill, work / f"ours{r}a", env))
+            record(them, "LLaMA-Factory", theirs(cli, config, work / "data", work / f"theirs{r}a", env))
+            record(them, "LLaMA-Factory", theirs(cli, config, work / "data", work / f"theirs{r}b", env))
+            record(mine, "ours", ours(config, args.skill, work / f"ours{r}b", env))
             print(f"round {r + 1}: ours {[round(m['loop_seconds'], 2) for m in mine[-2:]]} s, "
                   f"LLaMA-Factory {[round(t['loop_seconds'], 2) for t in them[-2:]]} s, load {load_average()}",
                   flush=True)  # fmt: skip

@@ -50,6 +50,47 @@ class TrainResult:
     train_loss: float | None
 
 
+def score_completion_rows_only() -> bool:
+    """Make TRL's fused LM head project only the positions that have a label, on the CPU too.
+
+    SFTTrainer's loss never builds the ``(batch, length, vocabulary)`` logits: ``trl.trainer.utils.add_fused_lm_head``
+    projects the hidden states through the LM head in tiles and keeps per-token log-probabilities, entropy and
+    top-1 hits. On CUDA and XPU it first drops every position whose label is ``-100`` (prompt and padding); on
+    any other device it scores every position, because on compiling accelerators (Neuron) a row count changing
+    with each batch would recompile the kernel. Nothing is compiled on the CPU, where TRL's tiles run as eager
+    torch ops, so that caution only costs: with completion-only loss a third of the positions carry a label,
+    and scoring all of them made the head (three vocabulary-wide matrix products per scored row and a dozen
+    vocabulary-wide temporaries) the largest single cost of a CPU step, slower than transformers' own
+    full-logits loss (docs/benchmarks.md, "Against LLaMA-Factory"). The loss, its gradient and the logged
+    metrics are the same either way: the skipped positions contribute zero to each.
+
+    TRL decides through the module-level name ``_use_triton`` read at every call; this wraps it so that it
+    also answers yes for the CPU. Only that decision reads the name in ``trl.trainer.utils`` (the kernel's own
+    choice of Triton or torch code reads its module's copy, untouched). Idempotent. Returns whether the head
+    now compacts on the CPU (False with a TRL that has no such switch, where nothing is changed).
+    """
+    try:
+        import trl.trainer.utils as trl_utils
+    except ImportError:  # pragma: no cover - TRL is a dependency
+        return False
+    decide = getattr(trl_utils, "_use_triton", None)
+    if decide is None or not hasattr(trl_utils, "add_fused_lm_head"):
+        log.warning("this TRL has no fused LM head switch; CPU steps score every position")
+        return False
+    if getattr(decide, "compacts_on_cpu", False):
+        return True
+
+    def compact_rows(device: torch.device) -> bool:
+        return device.type == "cpu" or bool(decide(device))
+
+    compact_rows.compacts_on_cpu = True  # type: ignore[attr-defined]
+    trl_utils._use_triton = compact_rows
+    return True
+
+
+score_completion_rows_only()
+
+
 # Rendered with every example: Qwen3-style templates then put the empty `<think></think>` block in the
 # generation prompt, so it is context the model sees and never a target it is trained to produce.
 CHAT_TEMPLATE_KWARGS = {"enable_thinking": False}
