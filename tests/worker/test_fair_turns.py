@@ -54,6 +54,7 @@ def started_order(settings: Settings) -> list[str]:
         )
 
 
+@pytest.mark.slow  # spawns a child process per job (seconds each)
 def test_messages_in_arrival_order_run_the_work_in_turns(db: Settings) -> None:
     add(db, "alice", "a1", "a2", "a3")
     add(db, "bob", "b1")
@@ -65,6 +66,7 @@ def test_messages_in_arrival_order_run_the_work_in_turns(db: Settings) -> None:
     assert supervise(INSTANT, "a1", settings=db, in_turn=True) == "skipped"
 
 
+@pytest.mark.slow  # spawns a child process per job (seconds each)
 def test_a_direct_run_takes_exactly_its_own_job(db: Settings) -> None:
     """``skill-adapter train`` / ``execute_job(id)``: bob's job is next in turn, yet alice's a2 is what runs."""
     add(db, "alice", "a1", "a2")
