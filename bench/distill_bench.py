@@ -36,6 +36,7 @@ def run(
     data_dir: Path | None = None,
     accumulation: int = 1,
     extra_params: dict[str, Any] | None = None,
+    cases_from: Path | None = None,
 ) -> None:
     from skill_adapter import crud, queued
     from skill_adapter.core.config import Settings
@@ -107,18 +108,21 @@ def run(
                     "stats": job.dataset_stats,
                 }
             print(f"{skill_dir.name} {arm}: {status} in {jobs[arm]['seconds']} s", file=sys.stderr, flush=True)
-        kl_job = jobs["distill_kl"]
-        if kl_job["status"] != "succeeded":
+        kl_job = jobs.get("distill_kl")
+        if kl_job is None and cases_from is None:
+            raise SystemExit("without the distill_kl arm, --cases-from names the distill dataset to evaluate on")
+        if kl_job is not None and kl_job["status"] != "succeeded":
             rows.append({"skill": skill_dir.name, "error": kl_job["error"], "jobs": jobs})
             print(json.dumps(rows[-1], default=str), flush=True)
             continue
-        cases = held_out_cases(settings.checkpoint_dir.resolve() / kl_job["job_id"] / "dataset")
+        dataset_dir = cases_from or settings.checkpoint_dir.resolve() / kl_job["job_id"] / "dataset"
+        cases = held_out_cases(dataset_dir)
         cases = [c for c in cases if c.generator != "off_skill"]  # held-out *task* prompts
         skill_text = (target / "SKILL.md").read_text(encoding="utf-8")
         result: dict[str, Any] = {
             "skill": skill_dir.name,
             "cases": len(cases),
-            "distill": kl_job["stats"].get("distill"),
+            "distill": kl_job["stats"].get("distill") if kl_job else str(dataset_dir),
             "arms": {},
         }
         for arm, job in jobs.items():
@@ -166,11 +170,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--eval-tokens", type=int, default=16, help="new tokens per evaluation answer")
-    parser.add_argument("--arms", default="distill_kl,distill_sft,template", help="comma-separated; distill_kl first")
+    parser.add_argument(
+        "--arms", default="distill_kl,distill_sft,template", help="comma-separated; distill_kl first (or --cases-from)"
+    )
     parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha twice that)")
     parser.add_argument("--top-k", type=int, default=64, help="distill_top_k (0: the whole vocabulary)")
     parser.add_argument("--accumulation", type=int, default=1, help="gradient_accumulation_steps")
     parser.add_argument("--data-dir", type=Path, default=None, help="kept: teacher datasets reused")
+    parser.add_argument(
+        "--cases-from", type=Path, default=None, help="a distill dataset folder: its held-out cases (one skill)"
+    )
     parser.add_argument("--param", action="append", default=[], help="NAME=JSON, any other training parameter")
     args = parser.parse_args()
     run(
@@ -186,6 +195,7 @@ def main() -> None:
         data_dir=args.data_dir.resolve() if args.data_dir else None,
         accumulation=args.accumulation,
         extra_params={k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)},
+        cases_from=args.cases_from.resolve() if args.cases_from else None,
     )
 
 

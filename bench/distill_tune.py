@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--setting", action="append", default=[], help="key=value,... (keys: see DEFAULTS)")
     parser.add_argument("--model", default=os.environ.get("SKILL_ADAPTER_MODEL", "smollm2-135m-instruct"))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--train-kl", type=int, default=8, help="training examples the fit is measured on")
     args = parser.parse_args()
 
     import torch
@@ -97,6 +98,7 @@ def main() -> None:
     held = [e for e in dataset.held_out if e.kind == "task"]
     max_length = 2048
     results = []
+    cached_targets: dict[tuple[int, int], Any] = {}  # (top_k, off_skill) -> rows with the teacher's targets
     for text in args.setting or [""]:
         setting = parse_setting(text)
         set_seed(args.seed)
@@ -120,7 +122,10 @@ def main() -> None:
         )
         started = time.perf_counter()
         rows = list(kl_records(train, tokenizer=tokenizer, skill_text=skill_text, max_length=max_length))
-        targets = teacher_targets(model, rows, top_k=int(setting["top_k"])) if setting["top_k"] > 0 else rows
+        key = (int(setting["top_k"]), int(setting["off_skill"]))
+        if key not in cached_targets:  # the teacher's side does not depend on the setting's adapter
+            cached_targets[key] = teacher_targets(model, rows, top_k=key[0]) if key[0] > 0 else rows
+        targets = cached_targets[key]
         target_seconds = time.perf_counter() - started
         collate = KLCollator(tokenizer.pad_token_id)
 
@@ -156,6 +161,7 @@ def main() -> None:
             trainer.train()
             train_seconds = time.perf_counter() - train_started
             after = held_kl(trainer, model, eval_rows, collate, top_k=int(setting["top_k"]))
+            fit = held_kl(trainer, model, list(rows)[: args.train_kl], collate, top_k=int(setting["top_k"]))
         result = {
             "setting": {k: v for k, v in setting.items() if DEFAULTS.get(k) != v or k in ("epochs", "lr")},
             "train_examples": len(train),
@@ -164,6 +170,7 @@ def main() -> None:
             "kl_base": round(before, 4),
             "kl_adapter": round(after, 4),
             "kl_removed": round(1 - after / before, 3) if before > 0 else None,
+            "kl_adapter_train": round(fit, 4),  # the same KL on (the first --train-kl) training prompts
             "targets_s": round(target_seconds, 1),
             "train_s": round(train_seconds, 1),
             "load": os.getloadavg()[0],
