@@ -264,7 +264,7 @@ class _Admitter:
                 except SkillAdapterError as exc:
                     request.error = exc
                     continue
-                request.result = request.insert(session)
+                request.result = request.insert(session)  # flushed with the others at the commit
                 mine["active"] += 1
                 mine["recent"] += 1
                 mine["oldest"] = mine["oldest"] or now

@@ -173,7 +173,7 @@ def create_training_job(
         settings=settings,
         owner=caller.owner,
         key=idempotency_key,
-        insert=lambda batch: crud.create_job(session=batch, **fields),
+        insert=lambda batch: crud.create_job(session=batch, flush=False, **fields),
         find=lambda batch, key: crud.job_by_idempotency_key(session=batch, key=key),
     )
     return cast(Job, job)

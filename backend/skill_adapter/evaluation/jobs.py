@@ -67,7 +67,7 @@ def create_evaluation(
         settings=settings,
         owner=owner,
         insert=lambda batch: crud.create_evaluation(
-            session=batch, evaluation_id=evaluation_id, job_id=job_id, params=resolved, owner=owner
+            session=batch, evaluation_id=evaluation_id, job_id=job_id, params=resolved, owner=owner, flush=False
         ),
     )
     return cast(Evaluation, evaluation)
