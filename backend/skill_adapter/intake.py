@@ -74,8 +74,9 @@ def submit_training_job(
     on ``upload``, at most once per idempotency ``key``.
 
     A retry with a known key gets the first job back. Two submissions with one key racing each other both
-    pass the first look-up; the database's unique index lets one commit, and the loser answers with the
-    winner's job. A failed submission leaves nothing behind: no row, no stored upload, no message.
+    pass the first look-up; admission looks again under its lock and admits one, and the other answers with
+    its job (the database's unique index is the last guard). A failed submission leaves nothing behind: no
+    row, no stored upload, no message.
     """
     if key is not None and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
         return Submitted(earlier, replayed=True)
@@ -99,7 +100,7 @@ def submit_training_job(
         )
         session.commit()
     except BaseException as exc:
-        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
+        session.rollback()
         if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
         # The same key, sent concurrently, won the race: answer with its job.
@@ -110,6 +111,10 @@ def submit_training_job(
         ):
             return Submitted(earlier, replayed=True)
         raise
+    if job.id != job_id:  # the same key, sent concurrently, was admitted first: its job, nothing enqueued
+        if folder is not None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+        return Submitted(job, replayed=True)
     enqueue_work(TRAINING, job.id, settings=settings, enqueue=enqueue, record=False)
     return Submitted(job, replayed=False)
 
@@ -128,7 +133,7 @@ def submit_evaluation(
         evaluation = create_evaluation(session=session, job_id=job_id, params=params, settings=settings, caller=caller)
         session.commit()
     except BaseException:
-        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
+        session.rollback()
         raise
     enqueue_work(EVALUATION, evaluation.id, settings=settings, enqueue=enqueue, record=False)
     return evaluation
