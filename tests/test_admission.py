@@ -175,3 +175,30 @@ def test_concurrent_submissions_are_each_admitted_once(db: Settings) -> None:
     assert len(results) == 24 and sorted(row.id for row, _ in results) == jobs(db) == [
         f"train-{i:012x}" for i in range(24)
     ]
+
+
+def test_after_commit_runs_on_the_admission_thread_once_the_row_is_committed(db: Settings, held: Any) -> None:
+    """The enqueue runs right after the commit, for each admitted row only (not a refusal, not a replay)."""
+    capped = db.model_copy(update={"max_active_jobs_per_key": 2})
+    seen: list[tuple[str, bool, str]] = []
+
+    def enqueue(row: Job) -> None:
+        with session_scope(db) as other:  # committed: another session sees it
+            visible = other.get(Job, row.id) is not None
+        seen.append((row.id, visible, threading.current_thread().name))
+
+    requests = [
+        request(capped, inserter("train-000000000001", key="k"), key="k"),
+        request(capped, inserter("train-000000000002", key="k"), key="k"),  # a replay
+        request(capped, inserter("train-000000000003")),
+        request(capped, inserter("train-000000000004")),  # past the cap of 2
+    ]
+    for r in requests:
+        r.after_commit = enqueue
+    done = held(requests)
+    assert done[1].replayed and isinstance(done[3].error, TooManyRequestsError)
+    assert [(job_id, visible) for job_id, visible, _ in seen] == [
+        ("train-000000000001", True),
+        ("train-000000000003", True),
+    ]
+    assert {thread for _, _, thread in seen} == {"admission"}

@@ -81,22 +81,6 @@ def _owned(column: object, owner: str | None) -> object:
     return column.is_(None) if owner is None else column == owner  # type: ignore[attr-defined]
 
 
-def admit(*, session: Session, owner: str | None, settings: Settings) -> None:
-    """Refuse a new job or evaluation of ``owner`` past a cap (429 per key, 503 for the server).
-
-    Call it in the session that then inserts the row and commits; it takes the admission lock first. A
-    refusal rolls the session back before it raises, releasing the lock at once: left to the session's
-    close (after the answer, on a pool thread), the lock would be waited on by every other submission's
-    thread, and with the pool full of them the close would never get a thread (seen: a 200-request burst hung).
-    """
-    try:
-        take_lock(session)
-        _check(session=session, owner=owner, settings=settings)
-    except BaseException:
-        session.rollback()
-        raise
-
-
 def _counts(session: Session, *, owner: str | None, since: datetime) -> dict[str, Any]:
     """What the caps look at, over jobs and evaluations together, in one round trip to the database.
 
@@ -124,11 +108,6 @@ def _counts(session: Session, *, owner: str | None, since: datetime) -> dict[str
         "oldest": min(firsts) if firsts else None,
         "queued": (values[("queued", 0)] or 0) + (values[("queued", 1)] or 0),
     }
-
-
-def _check(*, session: Session, owner: str | None, settings: Settings) -> None:
-    now = utcnow()
-    _decide(_counts(session, owner=owner, since=now - WINDOW), owner=owner, settings=settings, now=now)
 
 
 def _decide(counts: dict[str, Any], *, owner: str | None, settings: Settings, now: datetime) -> None:
@@ -177,6 +156,7 @@ class _Request:
     key: str | None
     insert: Callable[[Session], Any]
     find: Callable[[Session, str], Any] | None
+    after_commit: Callable[[Any], object] | None = None
     state: str = "waiting"  # -> "taken" by the admission thread, or "abandoned" by a request that gave up
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
@@ -272,6 +252,15 @@ class _Admitter:
                 if request.key is not None:
                     made[request.key] = request.result
             session.commit()
+        # Right after the commit, on this thread: the request threads may wait seconds for the GIL behind a
+        # burst, and a row committed but not yet sent for longer than REQUEUE_AFTER_SECONDS looks lost to the
+        # sweeper, which would send it a second time.
+        for request in batch:
+            if request.after_commit is not None and request.error is None and not request.replayed:
+                try:
+                    request.after_commit(request.result)
+                except Exception as exc:  # committed: the sweeper sends what was not sent
+                    log.warning("admission: after the commit of %r: %s", request.result, exc)
 
 
 IDLE_SECONDS = 60.0
@@ -286,15 +275,17 @@ def admit_and_insert(
     insert: Callable[[Session], Any],
     key: str | None = None,
     find: Callable[[Session, str], Any] | None = None,
+    after_commit: Callable[[Any], object] | None = None,
 ) -> tuple[Any, bool]:
     """Admit one submission of ``owner`` and commit the row that ``insert(session)`` adds, batched with the
     others waiting in this process (see the module's docstring). Returns ``(row, replayed)``: where the
     idempotency ``key`` was already used (``find(session, key)`` finds its row, under the lock), that row and
     True, and nothing is inserted. A refusal raises as :func:`admit` does; nothing was created then.
+    ``after_commit(row)`` runs once the row is committed (the enqueue), not for a replay or a refusal.
 
     The row comes back detached from the admission's session, its columns loaded.
     """
-    request = _Request(settings=settings, owner=owner, key=key, insert=insert, find=find)
+    request = _Request(settings=settings, owner=owner, key=key, insert=insert, find=find, after_commit=after_commit)
     url = settings.resolved_database_url
     with _ADMITTERS_LOCK:
         admitter = _ADMITTERS.get(url)

@@ -97,6 +97,7 @@ def submit_training_job(
             job_id=job_id,
             idempotency_key=key,
             caller=caller,
+            after_commit=lambda made: enqueue_work(TRAINING, made.id, settings=settings, enqueue=enqueue, record=False),
         )
         session.commit()
     except BaseException as exc:
@@ -115,8 +116,7 @@ def submit_training_job(
         if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
         return Submitted(job, replayed=True)
-    enqueue_work(TRAINING, job.id, settings=settings, enqueue=enqueue, record=False)
-    return Submitted(job, replayed=False)
+    return Submitted(job, replayed=False)  # admission enqueued it right after its commit
 
 
 def submit_evaluation(
@@ -128,14 +128,23 @@ def submit_evaluation(
     job_id: str,
     params: dict[str, Any],
 ) -> Evaluation:
-    """Create, commit and enqueue an evaluation of the succeeded job ``job_id``."""
+    """Create, commit and enqueue an evaluation of the succeeded job ``job_id`` (admission enqueues it right
+    after its commit)."""
     try:
-        evaluation = create_evaluation(session=session, job_id=job_id, params=params, settings=settings, caller=caller)
+        evaluation = create_evaluation(
+            session=session,
+            job_id=job_id,
+            params=params,
+            settings=settings,
+            caller=caller,
+            after_commit=lambda made: enqueue_work(
+                EVALUATION, made.id, settings=settings, enqueue=enqueue, record=False
+            ),
+        )
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    enqueue_work(EVALUATION, evaluation.id, settings=settings, enqueue=enqueue, record=False)
     return evaluation
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -140,13 +141,14 @@ def create_training_job(
     job_id: str | None = None,
     idempotency_key: str | None = None,
     caller: Caller | None = None,
+    after_commit: Callable[[Job], object] | None = None,
 ) -> Job:
     """Validate the skill and the parameters, and insert a queued job (not yet committed).
 
     With a ``caller`` (the API) the job is the caller's, may continue only from an adapter the caller sees,
     and passes admission control (429/503 past a cap), which inserts and commits it (batched with other
-    submissions, see :mod:`skill_adapter.admission`); with an ``idempotency_key`` already used, the job that
-    key made comes back instead (its ``id`` is not ``job_id``).
+    submissions, see :mod:`skill_adapter.admission`) and then calls ``after_commit(job)`` (the enqueue); with an
+    ``idempotency_key`` already used, the job that key made comes back instead (its ``id`` is not ``job_id``).
     """
     from skill_adapter.skills.folder import load_skill_path
 
@@ -175,6 +177,7 @@ def create_training_job(
         key=idempotency_key,
         insert=lambda batch: crud.create_job(session=batch, flush=False, **fields),
         find=lambda batch, key: crud.job_by_idempotency_key(session=batch, key=key),
+        after_commit=after_commit,
     )
     return cast(Job, job)
 

@@ -10,6 +10,7 @@ import json
 import logging
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,12 +36,19 @@ def new_evaluation_id() -> str:
 
 
 def create_evaluation(
-    *, session: Session, job_id: str, params: dict[str, Any], settings: Settings, caller: Caller | None = None
+    *,
+    session: Session,
+    job_id: str,
+    params: dict[str, Any],
+    settings: Settings,
+    caller: Caller | None = None,
+    after_commit: Callable[[Evaluation], object] | None = None,
 ) -> Evaluation:
     """Validate and insert a queued evaluation of a succeeded job (not yet committed).
 
     With a ``caller`` (the API), the job must be one it sees, and the evaluation passes admission control,
-    which inserts and commits it (:mod:`skill_adapter.admission`); the evaluation belongs to the job's owner.
+    which inserts and commits it (:mod:`skill_adapter.admission`) and then calls ``after_commit(evaluation)``
+    (the enqueue); the evaluation belongs to the job's owner.
     """
     job = crud.get_job(session=session, job_id=job_id, caller=caller)
     if job.status != "succeeded" or not job.adapter_path:
@@ -69,6 +77,7 @@ def create_evaluation(
         insert=lambda batch: crud.create_evaluation(
             session=batch, evaluation_id=evaluation_id, job_id=job_id, params=resolved, owner=owner, flush=False
         ),
+        after_commit=after_commit,
     )
     return cast(Evaluation, evaluation)
 
