@@ -33,7 +33,10 @@ def create_job(
     config: dict[str, Any],
     idempotency_key: str | None = None,
     owner: str | None = None,
+    flush: bool = True,
 ) -> Job:
+    """Add a queued job and its ``created`` and ``queued`` events; ``flush=False`` leaves the INSERTs to the
+    next flush, so a batch of jobs goes to the database in one statement per table (admission does this)."""
     job = Job(
         id=job_id,
         owner=owner,
@@ -46,7 +49,8 @@ def create_job(
         created_at=utcnow(),
     )
     session.add(job)
-    session.flush()
+    if flush:
+        session.flush()
     add_event(
         session=session,
         job_id=job_id,
@@ -226,13 +230,20 @@ def list_checkpoints(*, session: Session, job_id: str) -> Sequence[Checkpoint]:
 
 
 def create_evaluation(
-    *, session: Session, evaluation_id: str, job_id: str, params: dict[str, Any], owner: str | None = None
+    *,
+    session: Session,
+    evaluation_id: str,
+    job_id: str,
+    params: dict[str, Any],
+    owner: str | None = None,
+    flush: bool = True,
 ) -> Evaluation:
     evaluation = Evaluation(
         id=evaluation_id, job_id=job_id, owner=owner, status="queued", params=params, created_at=utcnow()
     )
     session.add(evaluation)
-    session.flush()
+    if flush:
+        session.flush()
     return evaluation
 
 

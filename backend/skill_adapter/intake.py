@@ -74,8 +74,9 @@ def submit_training_job(
     on ``upload``, at most once per idempotency ``key``.
 
     A retry with a known key gets the first job back. Two submissions with one key racing each other both
-    pass the first look-up; the database's unique index lets one commit, and the loser answers with the
-    winner's job. A failed submission leaves nothing behind: no row, no stored upload, no message.
+    pass the first look-up; admission looks again under its lock and admits one, and the other answers with
+    its job (the database's unique index is the last guard). A failed submission leaves nothing behind: no
+    row, no stored upload, no message.
     """
     if key is not None and (earlier := crud.job_by_idempotency_key(session=session, key=key)) is not None:
         return Submitted(earlier, replayed=True)
@@ -96,10 +97,11 @@ def submit_training_job(
             job_id=job_id,
             idempotency_key=key,
             caller=caller,
+            after_commit=lambda made: enqueue_work(TRAINING, made.id, settings=settings, enqueue=enqueue, record=False),
         )
         session.commit()
     except BaseException as exc:
-        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
+        session.rollback()
         if folder is not None:
             shutil.rmtree(folder.parent, ignore_errors=True)
         # The same key, sent concurrently, won the race: answer with its job.
@@ -110,8 +112,11 @@ def submit_training_job(
         ):
             return Submitted(earlier, replayed=True)
         raise
-    enqueue_work(TRAINING, job.id, settings=settings, enqueue=enqueue, record=False)
-    return Submitted(job, replayed=False)
+    if job.id != job_id:  # the same key, sent concurrently, was admitted first: its job, nothing enqueued
+        if folder is not None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+        return Submitted(job, replayed=True)
+    return Submitted(job, replayed=False)  # admission enqueued it right after its commit
 
 
 def submit_evaluation(
@@ -123,14 +128,23 @@ def submit_evaluation(
     job_id: str,
     params: dict[str, Any],
 ) -> Evaluation:
-    """Create, commit and enqueue an evaluation of the succeeded job ``job_id``."""
+    """Create, commit and enqueue an evaluation of the succeeded job ``job_id`` (admission enqueues it right
+    after its commit)."""
     try:
-        evaluation = create_evaluation(session=session, job_id=job_id, params=params, settings=settings, caller=caller)
+        evaluation = create_evaluation(
+            session=session,
+            job_id=job_id,
+            params=params,
+            settings=settings,
+            caller=caller,
+            after_commit=lambda made: enqueue_work(
+                EVALUATION, made.id, settings=settings, enqueue=enqueue, record=False
+            ),
+        )
         session.commit()
     except BaseException:
-        session.rollback()  # now, on this thread: it releases the admission lock (see admission.admit)
+        session.rollback()
         raise
-    enqueue_work(EVALUATION, evaluation.id, settings=settings, enqueue=enqueue, record=False)
     return evaluation
 
 

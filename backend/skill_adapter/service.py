@@ -7,13 +7,14 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
 from skill_adapter import crud
-from skill_adapter.admission import admit
+from skill_adapter.admission import admit_and_insert
 from skill_adapter.auth import Caller
 from skill_adapter.core.base_models import same_model
 from skill_adapter.core.budget import work_budget
@@ -140,11 +141,14 @@ def create_training_job(
     job_id: str | None = None,
     idempotency_key: str | None = None,
     caller: Caller | None = None,
+    after_commit: Callable[[Job], object] | None = None,
 ) -> Job:
     """Validate the skill and the parameters, and insert a queued job (not yet committed).
 
-    With a ``caller`` (the API) the job is the caller's, passes admission control (429/503 past a cap) and
-    may continue only from an adapter the caller sees.
+    With a ``caller`` (the API) the job is the caller's, may continue only from an adapter the caller sees,
+    and passes admission control (429/503 past a cap), which inserts and commits it (batched with other
+    submissions, see :mod:`skill_adapter.admission`) and then calls ``after_commit(job)`` (the enqueue); with an
+    ``idempotency_key`` already used, the job that key made comes back instead (its ``id`` is not ``job_id``).
     """
     from skill_adapter.skills.folder import load_skill_path
 
@@ -157,17 +161,25 @@ def create_training_job(
         config["init_adapter_path"] = resolve_init_adapter(
             session=session, job_id=params.init_adapter, model=config["model"], caller=caller
         )
-    if caller is not None:
-        admit(session=session, owner=caller.owner, settings=settings)
-    return crud.create_job(
-        session=session,
-        job_id=job_id or new_job_id(),
-        skill_path=str(skill_file),
-        skill_name=skill.name,
-        config=config,
-        idempotency_key=idempotency_key,
-        owner=caller.owner if caller is not None else None,
+    fields: dict[str, Any] = {
+        "job_id": job_id or new_job_id(),
+        "skill_path": str(skill_file),
+        "skill_name": skill.name,
+        "config": config,
+        "idempotency_key": idempotency_key,
+        "owner": caller.owner if caller is not None else None,
+    }
+    if caller is None:
+        return crud.create_job(session=session, **fields)
+    job, _ = admit_and_insert(
+        settings=settings,
+        owner=caller.owner,
+        key=idempotency_key,
+        insert=lambda batch: crud.create_job(session=batch, flush=False, **fields),
+        find=lambda batch, key: crud.job_by_idempotency_key(session=batch, key=key),
+        after_commit=after_commit,
     )
+    return cast(Job, job)
 
 
 def notification_config(params: TrainingParams, *, settings: Settings) -> dict[str, Any]:

@@ -163,5 +163,6 @@ def create_app(
     app.include_router(system.router)
     app.include_router(skills.router, dependencies=PROTECTED)
     app.include_router(openai_compat.router, dependencies=PROTECTED)
+    openai_compat.declare_request_models(app)
     mount_dashboard(app, dashboard or dashboard_dir())
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -254,13 +255,13 @@ class Settings(_ParamSettings):
     @property
     def resolved_models_dir(self) -> Path:
         """Where built-in GGUF models are converted to: ``SKILL_ADAPTER_MODELS_DIR`` or ``DATA_DIR/models``."""
-        return (self.models_dir or self.data_dir / "models").expanduser().resolve()
+        return _resolved(str((self.models_dir or self.data_dir / "models").expanduser()))
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'skill-adapter.db').resolve()}"
+        return f"sqlite:///{_resolved(str(self.data_dir / 'skill-adapter.db'))}"
 
     @property
     def broker_folder(self) -> Path:
@@ -309,6 +310,18 @@ def _local_model_config(name_or_path: str, *, hub: bool) -> Path | None:
         return None
     cached = try_to_load_from_cache(name_or_path, "config.json")
     return Path(cached) if isinstance(cached, str) else None
+
+
+def _resolved(path: str) -> Path:
+    """``Path(path).resolve()``, remembered per absolute path: the service's own folders are resolved on every
+    request (the database URL, the models folder), and each resolve is a system call per path component,
+    each of which gives up Python's GIL and waits to get it back behind the busy request threads."""
+    return _resolve_absolute(os.path.abspath(path))
+
+
+@lru_cache(maxsize=256)
+def _resolve_absolute(path: str) -> Path:
+    return Path(path).resolve()
 
 
 @lru_cache

@@ -10,13 +10,14 @@ import json
 import logging
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
 from skill_adapter import crud, queued
-from skill_adapter.admission import admit
+from skill_adapter.admission import admit_and_insert
 from skill_adapter.auth import Caller
 from skill_adapter.core.config import Settings
 from skill_adapter.core.errors import EvaluationError, InvalidParameterError, JobStateError, SkillAdapterError
@@ -35,12 +36,19 @@ def new_evaluation_id() -> str:
 
 
 def create_evaluation(
-    *, session: Session, job_id: str, params: dict[str, Any], settings: Settings, caller: Caller | None = None
+    *,
+    session: Session,
+    job_id: str,
+    params: dict[str, Any],
+    settings: Settings,
+    caller: Caller | None = None,
+    after_commit: Callable[[Evaluation], object] | None = None,
 ) -> Evaluation:
     """Validate and insert a queued evaluation of a succeeded job (not yet committed).
 
-    With a ``caller`` (the API), the job must be one it sees, and the evaluation passes admission control;
-    the evaluation belongs to the job's owner.
+    With a ``caller`` (the API), the job must be one it sees, and the evaluation passes admission control,
+    which inserts and commits it (:mod:`skill_adapter.admission`) and then calls ``after_commit(evaluation)``
+    (the enqueue); the evaluation belongs to the job's owner.
     """
     job = crud.get_job(session=session, job_id=job_id, caller=caller)
     if job.status != "succeeded" or not job.adapter_path:
@@ -58,11 +66,20 @@ def create_evaluation(
     if resolved["source"] == "held_out" and resolved["evals"] is not None:
         raise InvalidParameterError('"evals" cases need source "evals" (or no source)', field="source")
     _cases(resolved, job_skill_path=Path(job.skill_path), output_dir=Path(job.output_dir or ""))  # validate now
-    if caller is not None:
-        admit(session=session, owner=job.owner, settings=settings)
-    return crud.create_evaluation(
-        session=session, evaluation_id=new_evaluation_id(), job_id=job_id, params=resolved, owner=job.owner
+    evaluation_id, owner = new_evaluation_id(), job.owner
+    if caller is None:
+        return crud.create_evaluation(
+            session=session, evaluation_id=evaluation_id, job_id=job_id, params=resolved, owner=owner
+        )
+    evaluation, _ = admit_and_insert(  # inserted and committed, batched with other submissions
+        settings=settings,
+        owner=owner,
+        insert=lambda batch: crud.create_evaluation(
+            session=batch, evaluation_id=evaluation_id, job_id=job_id, params=resolved, owner=owner, flush=False
+        ),
+        after_commit=after_commit,
     )
+    return cast(Evaluation, evaluation)
 
 
 def _cases(params: dict[str, Any], *, job_skill_path: Path, output_dir: Path) -> list[EvalCase]:

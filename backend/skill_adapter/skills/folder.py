@@ -36,8 +36,8 @@ def load_skill_path(path: Path) -> Skill:
             data = fh.read(MAX_BYTES + 1)
     except OSError as err:
         raise SkillNotFoundError(f"cannot read the SKILL.md in {target.parent.name!r}: {err.strerror}") from None
-    folder = target.parent
-    skill = parse_skill(data, source=str(target), folder_name=folder.resolve().name)
+    folder = target.parent.resolve()  # once: each resolve is a system call per path component
+    skill = parse_skill(data, source=str(target), folder_name=folder.name)
     attach_references(skill, folder)
     return skill
 

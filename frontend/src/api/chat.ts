@@ -9,14 +9,9 @@ export const modelKeys = { all: ['v1', 'models'] as const }
 export type ServedModel = components['schemas']['ServedModel']
 export type ChatUsage = components['schemas']['Usage']
 
-export interface ChatRequest {
-  model: string
-  messages: { role: 'system' | 'user' | 'assistant'; content: string }[]
-  max_tokens?: number
-  temperature?: number
-  /** This service's extension: the SKILL.md of this job (or skill) as the system prompt. */
-  with_skill?: string
-}
+/** The body of POST /v1/chat/completions (``with_skill``: this service's extension, the SKILL.md of a job or
+ * skill as the system prompt). */
+export type ChatRequest = components['schemas']['ChatCompletionRequest']
 
 async function errorFrom(response: Response): Promise<ApiError> {
   if (response.status === 401) window.dispatchEvent(new Event(KEY_NEEDED_EVENT))

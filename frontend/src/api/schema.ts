@@ -1428,6 +1428,122 @@ export interface components {
       heartbeat_at: string;
       [key: string]: unknown;
     };
+    /**
+     * ChatCompletionRequest
+     * @description The fields of OpenAI's ``POST /v1/chat/completions`` this server honours; others are ignored.
+     *
+     * ``with_skill`` is this project's extension: a job id or skill name whose SKILL.md becomes the system
+     * prompt (the dashboard's "base + SKILL.md" arm), answered by the base model.
+     */
+    ChatCompletionRequest: {
+      /** Model */
+      model: string;
+      /** Messages */
+      messages: components["schemas"]["ChatMessage"][];
+      /**
+       * Max Tokens
+       * @default null
+       */
+      max_tokens?: number | null;
+      /**
+       * Max Completion Tokens
+       * @default null
+       */
+      max_completion_tokens?: number | null;
+      /**
+       * Temperature
+       * @default null
+       */
+      temperature?: number | null;
+      /**
+       * Top P
+       * @default null
+       */
+      top_p?: number | null;
+      /**
+       * N
+       * @default 1
+       */
+      n?: number;
+      /**
+       * Stream
+       * @default false
+       */
+      stream?: boolean;
+      /** @default null */
+      stream_options?: components["schemas"]["StreamOptions"] | null;
+      /**
+       * Stop
+       * @default null
+       */
+      stop?: string | string[] | null;
+      /**
+       * Seed
+       * @default null
+       */
+      seed?: number | null;
+      /**
+       * Logprobs
+       * @default false
+       */
+      logprobs?: boolean;
+      /**
+       * Top Logprobs
+       * @default null
+       */
+      top_logprobs?: number | null;
+      /**
+       * With Skill
+       * @default null
+       */
+      with_skill?: string | null;
+    };
+    /** ChatMessage */
+    ChatMessage: {
+      /**
+       * Role
+       * @enum {string}
+       */
+      role: "system" | "developer" | "user" | "assistant";
+      /**
+       * Content
+       * @default null
+       */
+      content?: string | {
+          [key: string]: unknown;
+        }[] | null;
+    };
+    /**
+     * LoadLoraRequest
+     * @description vLLM's ``POST /v1/load_lora_adapter`` body; ``lora_path`` is optional here (a job knows its adapter).
+     */
+    LoadLoraRequest: {
+      /** Lora Name */
+      lora_name: string;
+      /**
+       * Lora Path
+       * @default null
+       */
+      lora_path?: string | null;
+    };
+    /** StreamOptions */
+    StreamOptions: {
+      /**
+       * Include Usage
+       * @default false
+       */
+      include_usage?: boolean;
+    };
+    /** UnloadLoraRequest */
+    UnloadLoraRequest: {
+      /** Lora Name */
+      lora_name: string;
+      /**
+       * Lora Int Id
+       * @default null
+       */
+      lora_int_id?: number | null;
+    };
   };
   responses: never;
   parameters: never;
@@ -2786,6 +2902,11 @@ export interface operations {
    * @description OpenAI's chat completions; ``model`` is the base model's name, a job id or a skill name.
    */
   chat_completions_v1_chat_completions_post: {
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ChatCompletionRequest"];
+      };
+    };
     responses: {
       /** @description JSON, or server-sent events with stream */
       200: {
@@ -2833,6 +2954,11 @@ export interface operations {
    * @description vLLM's admin call: load an adapter now (``{"lora_name": job id or skill name}``).
    */
   load_lora_adapter_v1_load_lora_adapter_post: {
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["LoadLoraRequest"];
+      };
+    };
     responses: {
       /** @description Successful Response */
       200: {
@@ -2879,6 +3005,11 @@ export interface operations {
    * @description vLLM's admin call: unload an adapter (``{"lora_name": ...}``).
    */
   unload_lora_adapter_v1_unload_lora_adapter_post: {
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["UnloadLoraRequest"];
+      };
+    };
     responses: {
       /** @description Successful Response */
       200: {

@@ -12,10 +12,20 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from skill_adapter.api.deps import CallerDep
 from skill_adapter.auth import Caller
-from skill_adapter.serving.protocol import OWNER_HEADER, ChatCompletion, ModelList, openai_error
+from skill_adapter.serving.protocol import (
+    OWNER_HEADER,
+    ChatCompletion,
+    ChatCompletionRequest,
+    LoadLoraRequest,
+    ModelList,
+    UnloadLoraRequest,
+    openai_error,
+)
 
 # Every status the model server (or this proxy) answers, in OpenAI's error shape.
 V1_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -30,6 +40,35 @@ V1_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/v1", tags=["openai"], responses=V1_ERRORS)
+
+# The bodies are forwarded as they are (the model server validates them and answers in OpenAI's error shape),
+# so the routes take no parsed body; the schema is still declared, from the model server's own models.
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, LoadLoraRequest, UnloadLoraRequest)
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def declare_request_models(app: FastAPI) -> None:
+    """Add :data:`REQUEST_MODELS` (and the models they use) to the app's OpenAPI components."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            _, defs = models_json_schema(
+                [(model, "validation") for model in REQUEST_MODELS], ref_template="#/components/schemas/{model}"
+            )
+            found = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in defs.get("$defs", {}).items():
+                found.setdefault(name, definition)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
 
 MAX_BODY_BYTES = 4_000_000
 PASSED_HEADERS = ("content-type", "retry-after", "cache-control")
@@ -112,13 +151,14 @@ async def list_models(request: Request, caller: CallerDep) -> Response:
     "/chat/completions",
     response_model=ChatCompletion,
     responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or server-sent events with stream"}},
+    openapi_extra=_body(ChatCompletionRequest),
 )
 async def chat_completions(request: Request, caller: CallerDep) -> Response:
     """OpenAI's chat completions; ``model`` is the base model's name, a job id or a skill name."""
     return await _forward(request, "/v1/chat/completions", caller)
 
 
-@router.post("/load_lora_adapter", response_class=PlainTextResponse)
+@router.post("/load_lora_adapter", response_class=PlainTextResponse, openapi_extra=_body(LoadLoraRequest))
 async def load_lora_adapter(request: Request, caller: CallerDep) -> Response:
     """vLLM's admin call: load an adapter now (``{"lora_name": job id or skill name}``)."""
     if not caller.admin:
@@ -126,7 +166,7 @@ async def load_lora_adapter(request: Request, caller: CallerDep) -> Response:
     return await _forward(request, "/v1/load_lora_adapter", caller)
 
 
-@router.post("/unload_lora_adapter", response_class=PlainTextResponse)
+@router.post("/unload_lora_adapter", response_class=PlainTextResponse, openapi_extra=_body(UnloadLoraRequest))
 async def unload_lora_adapter(request: Request, caller: CallerDep) -> Response:
     """vLLM's admin call: unload an adapter (``{"lora_name": ...}``)."""
     if not caller.admin:
