@@ -120,6 +120,15 @@ def batch_shape(config: dict[str, Any], *, flash_attention: bool) -> tuple[int, 
     return batch, accumulation
 
 
+# Activation checkpointing on the CPU: torch's reentrant variant, as transformers used before 5.0 and
+# LLaMA-Factory still does. With transformers 5's default (non-reentrant) the process's resident memory over
+# the first two steps of smollm2-135m at batch 8 peaked at 4,734 MiB, with this one at 3,226 MiB
+# (docs/benchmarks.md, "Against LLaMA-Factory"); the loss and the gradients are the same either way
+# (tests/training/test_checkpointing.py). transformers makes the embedding output require grad
+# (`enable_input_require_grads`), which the reentrant variant needs when the base is frozen.
+CPU_CHECKPOINTING: dict[str, Any] = {"use_reentrant": True}
+
+
 def sft_config(
     config: dict[str, Any],
     *,
@@ -132,6 +141,7 @@ def sft_config(
 ) -> SFTConfig:
     """The TRL configuration for one job: the guide's hyper-parameters plus our checkpoint policy."""
     gradient_checkpointing = config.get("gradient_checkpointing")
+    checkpointing = bool(cuda if gradient_checkpointing is None else gradient_checkpointing)
     batch, accumulation = batch_shape(config, flash_attention=flash_attention)
     return SFTConfig(
         output_dir=str(output_dir),
@@ -155,7 +165,8 @@ def sft_config(
         bf16=bf16,
         fp16=cuda and not bf16,
         use_cpu=not cuda,
-        activation_checkpointing=bool(cuda if gradient_checkpointing is None else gradient_checkpointing),
+        activation_checkpointing=checkpointing,
+        activation_checkpointing_kwargs=dict(CPU_CHECKPOINTING) if checkpointing and not cuda else None,
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataset_num_proc=None,
