@@ -280,7 +280,7 @@ def admit_and_insert(
     """Admit one submission of ``owner`` and commit the row that ``insert(session)`` adds, batched with the
     others waiting in this process (see the module's docstring). Returns ``(row, replayed)``: where the
     idempotency ``key`` was already used (``find(session, key)`` finds its row, under the lock), that row and
-    True, and nothing is inserted. A refusal raises as :func:`admit` does; nothing was created then.
+    True, and nothing is inserted. A refusal raises (429 per key, 503 for the server); nothing was created then.
     ``after_commit(row)`` runs once the row is committed (the enqueue), not for a replay or a refusal.
 
     The row comes back detached from the admission's session, its columns loaded.
