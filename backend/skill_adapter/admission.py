@@ -1,6 +1,6 @@
 """Admission control: per key, a cap on active work and on submissions per minute; server-wide, on the queue.
 
-Jobs and evaluations both count: each is a queued job of its own on a worker. :func:`admit` runs inside
+Jobs and evaluations both count: each is a queued job of its own on a worker. Admission runs inside
 the transaction that inserts the new row, after it has taken the admission lock (one row every submission
 updates: SQLite's write lock, or Postgres's row lock, held until the commit), so concurrent submissions are
 counted one after another and a burst cannot overshoot a cap.
