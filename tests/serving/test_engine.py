@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow  # its fixture trains two adapters
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str] | None]:
     root = tmp_path_factory.mktemp("engine")
-    alpha = train_fixed_answer(str(TINY_MODEL_DIR), root / "alpha", "alpha alpha", steps=30)
-    bravo = train_fixed_answer(str(TINY_MODEL_DIR), root / "bravo", "bravo bravo", steps=30, seed=1)
+    alpha = train_fixed_answer(str(TINY_MODEL_DIR), root / "alpha", "alpha alpha")
+    bravo = train_fixed_answer(str(TINY_MODEL_DIR), root / "bravo", "bravo bravo", seed=1)
     return [("alpha", str(alpha)), ("bravo", str(bravo)), None]
 
 

@@ -35,7 +35,7 @@ def test_export_merged_matches_base_plus_adapter(settings: Settings, skills_root
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    adapter = train_fixed_answer(str(TINY_MODEL_DIR), tmp_path / "train-x" / "final", "alpha", steps=20)
+    adapter = train_fixed_answer(str(TINY_MODEL_DIR), tmp_path / "train-x" / "final", "alpha")
     skill_file = skills_root / "commit-messages" / "SKILL.md"
     _succeeded_job(settings, "train-x", adapter, skill_file)
     write_model_card(adapter, job_id="train-x", skill_name="commit-messages", skill_path=skill_file,

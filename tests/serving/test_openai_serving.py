@@ -116,12 +116,6 @@ def test_answers_match_the_declared_schemas(service: dict[str, object]) -> None:
     assert ChatCompletion.model_validate(answer).model_dump(exclude_unset=True) == answer
 
 
-@pytest.mark.xfail(
-    reason="QUARANTINED 2026-12-03 (session 8): fails on this machine at d06fbc8 too, the last commit CI passed; "
-    "the tiny adapter answers 'ravoravo' where 'bravo' was expected; not caused by this session's changes, not "
-    "investigated yet (see the session 8 note)",
-    strict=False,
-)
 def test_each_adapter_answers_under_interleaved_concurrent_requests(service: dict[str, object]) -> None:
     client: openai.OpenAI = service["client"]  # type: ignore[assignment]
     models = ["train-alpha", "bravo-skill", "alpha-skill", "train-bravo"] * 2  # job ids and skill names
@@ -136,12 +130,6 @@ def test_each_adapter_answers_under_interleaved_concurrent_requests(service: dic
     assert len(loaded) == 1  # the cache holds one adapter once no request decodes with the others
 
 
-@pytest.mark.xfail(
-    reason="QUARANTINED 2026-12-03 (session 8): fails on this machine at d06fbc8 too, the last commit CI passed; "
-    "the tiny adapter answers 'ravoravo' where 'bravo' was expected; not caused by this session's changes, not "
-    "investigated yet (see the session 8 note)",
-    strict=False,
-)
 def test_stream_matches_and_carries_logprobs(service: dict[str, object]) -> None:
     client: openai.OpenAI = service["client"]  # type: ignore[assignment]
     whole = client.chat.completions.create(
